@@ -1,0 +1,71 @@
+"""Loaders for the Cairnfield Outfitters data set in data/ (described in book/datasheet.md).
+
+Every record is a plain dict, as stored in the JSONL files:
+documents (id, title, updated, category, body), questions (id, split, kind, question, answer,
+key_facts, doc_ids, paraphrase_of, response), updates (a document plus change: replace|add),
+update questions (before/after answers and key facts) and the house style.
+
+>>> docs = load_documents(); docs[0]["id"]                      # doctest: +SKIP
+'returns-policy'
+>>> len(load_questions("eval")) >= 70                           # doctest: +SKIP
+True
+"""
+import json
+from pathlib import Path
+
+from .paths import DATA
+
+SPLITS = ("train", "eval")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: the data set ships in the repository's data/ folder; "
+                                "run from a full clone of the book.")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def load_documents() -> list[dict]:
+    """The knowledge base as it stands before the update."""
+    return read_jsonl(DATA / "documents.jsonl")
+
+
+def load_questions(split: str | None = None) -> list[dict]:
+    """All questions, or those of one split ('train' or 'eval')."""
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS} or None, not {split!r}")
+    rows = read_jsonl(DATA / "questions.jsonl")
+    return [q for q in rows if split is None or q["split"] == split]
+
+
+def load_updates() -> list[dict]:
+    """The knowledge update: documents that replace (same id) or add to the knowledge base."""
+    return read_jsonl(DATA / "updates.jsonl")
+
+
+def load_update_questions(after: bool = True) -> list[dict]:
+    """Questions whose answer changes with the update, shaped like ordinary questions.
+
+    after=True gives the right answer once the update is applied; after=False the one before it
+    (an empty key-fact list then means the old knowledge base did not cover it).
+    """
+    out = []
+    for q in read_jsonl(DATA / "update_questions.jsonl"):
+        facts = q["key_facts"] if after else q["key_facts_before"]
+        out.append({**q, "split": "update", "kind": "update" if facts else "unanswerable",
+                    "key_facts": facts, "answer": q["answer"] if after else q["answer_before"],
+                    "doc_ids": q["doc_ids"] if facts else []})
+    return out
+
+
+def load_house_style() -> dict:
+    return json.loads((DATA / "house_style.json").read_text(encoding="utf-8"))
+
+
+def updated_documents() -> list[dict]:
+    """The knowledge base after the update is applied (replace by id, then add)."""
+    docs = {d["id"]: d for d in load_documents()}
+    for u in load_updates():
+        docs[u["id"]] = {k: v for k, v in u.items() if k != "change"}
+    return list(docs.values())
