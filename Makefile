@@ -33,7 +33,7 @@ book: setup  ## build the HTML book (executes every lab; cached between runs) in
 	@$(call timed,book,$(BIN)/jupyter-book build . --keep-going)
 	@echo "Open _build/html/index.html in a browser."
 
-test: setup unit labs book-strict  ## everything CI runs
+test: setup unit labs book-strict html-check  ## everything CI runs
 
 unit: setup
 	@$(call timed,unit,$(BIN)/python -m pytest tests -q -m "not html" || [ $$? -eq 5 ])
@@ -44,6 +44,9 @@ labs: setup  ## execute every lab top to bottom with nbval
 book-strict: setup  ## a clean build that fails on any warning or cell error
 	rm -rf _build
 	@$(call timed,book-strict,$(BIN)/jupyter-book build . -W -n --keep-going)
+
+html-check: setup  ## the built pages as a reader sees them, including a headless-Chromium render
+	@$(call timed,html-check,$(BIN)/python -m pytest tests -q -m html)
 
 lab: setup  ## run one lab: make lab NB=labs/02_rag.ipynb
 	$(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=900 $(NB) -q
