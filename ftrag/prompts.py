@@ -3,6 +3,8 @@
 The system prompt states the house style, so the base model gets a fair chance to follow it by
 prompting alone; fine-tuning then has to beat that, not a model that was never told.
 """
+from .retrieval import Hit
+
 SYSTEM = (
     "You are Cairn, the customer-service assistant of Cairnfield Outfitters, an outdoor-gear retailer. "
     "Answer in one to three short sentences and end with 'Happy trails!'. Then, on a new line, write "
@@ -19,3 +21,59 @@ def check_question(question: str) -> str:
 def closed_book_messages(question: str, system: str = SYSTEM) -> list[dict]:
     """The question alone (no retrieved context): what the base and the closed-book LoRA model see."""
     return [{"role": "system", "content": system}, {"role": "user", "content": check_question(question)}]
+
+
+
+# The RAG prompt (labs/02_rag.ipynb): SYSTEM already asks for the Source line; the instruction adds the
+# two rules retrieval needs. Shorter wording scored better than a longer one that also repeated the
+# citation rule: the 135M model tends to echo long instructions back ("The document you used ...").
+RAG_INSTRUCTION = ("Answer the question in one sentence using only the context. If the context does not "
+                   "answer it, say: I'm sorry, our knowledge base doesn't cover that.")
+
+# One worked example shown before the real question (one-shot prompting): the small model copies its
+# shape - the fact in one sentence, the sign-off, the Source line. The lantern is made up, so the
+# example cannot leak an answer from the knowledge base.
+EXAMPLE_QUESTION = "How long does the Glowpoint lantern last on high?"
+EXAMPLE_HITS = (Hit("lantern-glowpoint", 0, "Glowpoint camping lantern",
+                    "The Glowpoint is a rechargeable camping lantern made by Cairnfield Outfitters. The Glowpoint "
+                    "costs $35 and weighs 210 g. The Glowpoint runs for 40 hours on its low setting and 6 hours on "
+                    "its high setting, and it recharges over USB-C in 3 hours.", 1.0),)
+EXAMPLE_ANSWER = "The Glowpoint runs for 6 hours on its high setting. Happy trails!\nSource: [lantern-glowpoint]"
+
+
+def format_context(hits) -> str:
+    """Numbered context blocks, each labelled with its source id so the model can cite it.
+
+    >>> print(format_context([Hit("returns-policy", 0, "Returns", "Within 45 days.", 0.9)]))
+    Document 1 [returns-policy]: Returns
+    Within 45 days.
+    """
+    return "\n\n".join(f"Document {i} [{h.doc_id}]: {h.title}\n{h.text}" for i, h in enumerate(hits, 1))
+
+
+def context_turn(question: str, hits, instruction: str = RAG_INSTRUCTION) -> dict:
+    """The user turn of a RAG prompt: context, instruction, question."""
+    question = check_question(question)
+    if not hits:
+        raise ValueError("No retrieved context: search the retriever first (or use closed_book_messages).")
+    return {"role": "user", "content": f"Context:\n{format_context(hits)}\n\n{instruction}\n\nQuestion: {question}"}
+
+
+def rag_messages(question: str, hits, system: str = SYSTEM, instruction: str = RAG_INSTRUCTION,
+                 example: bool = True) -> list[dict]:
+    """The question with retrieved chunks (Hit objects, best first) as context: what a RAG system sends.
+
+    example: put the worked example (a made-up context, question and house-style answer) first.
+    """
+    turns = [{"role": "system", "content": system}]
+    if example:
+        turns += [context_turn(EXAMPLE_QUESTION, EXAMPLE_HITS, instruction),
+                  {"role": "assistant", "content": EXAMPLE_ANSWER}]
+    return turns + [context_turn(question, hits, instruction)]
+
+
+# For your own documents (python -m ftrag index DIR --ask ...): the same rules without the shop persona.
+OWN_DOCS_SYSTEM = (
+    "You are a helpful assistant. Answer in one to three short sentences. Then, on a new line, write "
+    "'Source: [doc-id]' naming the document you used, or 'Source: none' if the context does not say."
+)

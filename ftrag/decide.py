@@ -1,0 +1,265 @@
+"""The decision helper: the four questions of "Making the decision" in, a recommendation with its
+reasons out, each reason pointing at the number this book measured (walked through in
+labs/06_decision.ipynb).
+
+The questions, as small sets of answers:
+- knowledge_changes: how often the facts change — "rarely", "monthly", "weekly", "daily";
+- behaviour_change: whether every answer must follow a format, tone or vocabulary — "none",
+  "helpful" (nice to have; a prompt gets part of it) or "required";
+- ml_expertise: the team's machine-learning skills — "none", "some" (can fine-tune with a recipe),
+  "strong" (can run training and retrieval pipelines side by side);
+- latency_budget_ms and cost_sensitivity ("low", "medium", "high"), with queries_per_month optional.
+must_show_sources=True says that answers must point to the document they came from.
+
+The rules, in the book's position: RAG is the better balance for most cases; fine-tune when a
+consistent behaviour is needed that prompting cannot give and the knowledge is stable; the hybrid when
+both current facts and consistent behaviour are needed and the team can run both; a team without ML
+skills starts with RAG and moves on as its skills grow. Latency and cost then move the choice between
+RAG and fine-tuning only where the knowledge allows it (stable, no sources to show).
+
+Leaves out: data privacy, vendor lock-in and anything else the four questions do not ask.
+
+>>> rec = recommend("weekly", "none", "some", evidence=Evidence(notes={}))
+>>> rec.choice
+'RAG'
+"""
+from dataclasses import dataclass, field
+
+from . import cost
+
+CHOICES = ("RAG", "fine-tune", "hybrid")
+KNOWLEDGE_CHANGES = ("rarely", "monthly", "weekly", "daily")
+CHANGES_PER_MONTH = {"rarely": 0.25, "monthly": 1.0, "weekly": 4.3, "daily": 30.0}  # for the cost model
+BEHAVIOUR_CHANGE = ("none", "helpful", "required")
+ML_EXPERTISE = ("none", "some", "strong")
+COST_SENSITIVITY = ("low", "medium", "high")
+
+
+@dataclass(frozen=True)
+class Reason:
+    text: str       # why, in plain words
+    evidence: str   # the lab and the measured number behind it
+
+
+@dataclass
+class Recommendation:
+    choice: str
+    reasons: list
+    next_step: str
+
+    def __str__(self) -> str:
+        lines = [f"Recommendation: {self.choice}"]
+        lines += [f"  - {r.text}\n      evidence: {r.evidence}" for r in self.reasons]
+        return "\n".join(lines + [f"  Next step: {self.next_step}"])
+
+
+@dataclass
+class Evidence:
+    """What the reasons cite: one sentence per topic (with its lab and number), and the measured
+    cost inputs for latency and cost estimates (None when the labs have not run)."""
+    notes: dict
+    inputs: dict | None = None                      # system name -> cost.SystemInputs
+    assumptions: cost.Assumptions = field(default_factory=cost.Assumptions)
+
+    def note(self, topic: str) -> str:
+        return self.notes.get(topic, f"not measured yet ({topic}): run the labs (make labs) to fill it in")
+
+
+def _one_of(name: str, value, valid: tuple) -> str:
+    if value not in valid:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, valid))}; got {value!r}")
+    return value
+
+
+def _number(name: str, value, allow_zero: bool):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be None or a number {'>= 0' if allow_zero else '> 0'}; got {value!r}")
+    return value
+
+
+def latency_ms(evidence: Evidence) -> dict | None:
+    """Estimated production latency per system: measured CPU seconds / the assumed speed-up."""
+    if not evidence.inputs:
+        return None
+    return {name: s.seconds_per_query / evidence.assumptions.speedup * 1000 for name, s in evidence.inputs.items()}
+
+
+def recommend(knowledge_changes: str, behaviour_change: str, ml_expertise: str,
+              latency_budget_ms: float | None = None, cost_sensitivity: str = "medium",
+              queries_per_month: float | None = None, must_show_sources: bool = False,
+              evidence: Evidence | None = None) -> Recommendation:
+    """RAG, fine-tune or hybrid for the answers given, with reasons and a next step."""
+    _one_of("knowledge_changes", knowledge_changes, KNOWLEDGE_CHANGES)
+    _one_of("behaviour_change", behaviour_change, BEHAVIOUR_CHANGE)
+    _one_of("ml_expertise", ml_expertise, ML_EXPERTISE)
+    _one_of("cost_sensitivity", cost_sensitivity, COST_SENSITIVITY)
+    _one_of("must_show_sources", must_show_sources, (True, False))
+    _number("latency_budget_ms", latency_budget_ms, allow_zero=False)
+    _number("queries_per_month", queries_per_month, allow_zero=True)
+    ev = evidence if evidence is not None else load_evidence()
+
+    changing = knowledge_changes != "rarely"
+    knowledge_in_retriever = changing or must_show_sources
+    reasons = []
+    if changing:
+        reasons.append(Reason(
+            f"The knowledge changes {knowledge_changes}: a retriever takes a change by re-indexing in seconds, "
+            "a fine-tuned model only by training again.", f"{ev.note('update')}; {ev.note('retrain')}"))
+    if must_show_sources:
+        reasons.append(Reason(
+            "Answers must show their sources: retrieval knows which document each answer came from; "
+            "a fine-tuned model answers from its weights and cannot point to one.", ev.note("citations")))
+
+    if behaviour_change == "required":
+        if ml_expertise == "none":
+            choice = "RAG"
+            reasons.append(Reason(
+                "A consistent behaviour is required, but the team has no ML expertise: start with RAG, ask for "
+                "the format in the prompt and measure how often answers follow it; fine-tune once the skills "
+                "are there.", ev.note("prompt_format")))
+        elif not knowledge_in_retriever:
+            choice = "fine-tune"
+            reasons.append(Reason(
+                "A consistent behaviour is required and the knowledge is stable: fine-tuning puts the format "
+                "and tone into the weights, so every answer follows them without long instructions.",
+                ev.note("format")))
+        elif ml_expertise == "strong":
+            choice = "hybrid"
+            reasons.append(Reason(
+                "Both current facts and a consistent behaviour are needed, and the team can run a training "
+                "and a retrieval pipeline: fine-tune for the behaviour, retrieve for the facts.", ev.note("hybrid")))
+        else:
+            choice = "RAG"
+            reasons.append(Reason(
+                "Current facts and a consistent behaviour are both needed, but a hybrid means running two "
+                "pipelines: start with RAG and a format prompt, and move to the hybrid as the team's skills grow.",
+                ev.note("prompt_format")))
+    else:
+        choice = "RAG"
+        reasons.append(Reason(
+            "No behaviour change is required, so the question is how to get the facts in: RAG is the better "
+            "balance for most cases, with no training and answers that stay current.", ev.note("facts")))
+        if behaviour_change == "helpful":
+            reasons.append(Reason("The wanted tone or format can be asked for in the prompt; measure it, "
+                                  "and fine-tune (hybrid) only if the prompt falls short.", ev.note("prompt_format")))
+
+    can_train = ml_expertise != "none"
+    choice = _latency(choice, reasons, ev, latency_budget_ms, knowledge_in_retriever, can_train, behaviour_change)
+    choice = _cost(choice, reasons, ev, cost_sensitivity, queries_per_month, knowledge_changes,
+                   knowledge_in_retriever, can_train, behaviour_change)
+    return Recommendation(choice, reasons, NEXT_STEP[choice])
+
+
+def _latency(choice, reasons, ev, budget, knowledge_in_retriever, can_train, behaviour_change) -> str:
+    est = latency_ms(ev)
+    if budget is None:
+        return choice
+    if est is None:
+        reasons.append(Reason(f"The latency budget of {budget:.0f} ms could not be checked.", ev.note("latency")))
+        return choice
+    fits = {name: ms <= budget for name, ms in est.items()}
+    summary = ", ".join(f"{name} {ms:.0f} ms" for name, ms in est.items())
+    if fits.get(choice, True):
+        reasons.append(Reason(f"The latency budget of {budget:.0f} ms holds for {choice} (estimated: {summary}).",
+                              ev.note("latency")))
+        return choice
+    if choice == "RAG" and fits.get("fine-tune") and not knowledge_in_retriever and can_train \
+            and behaviour_change != "required":
+        reasons.append(Reason(
+            f"RAG's retrieved context does not fit the {budget:.0f} ms budget but a fine-tuned model's short "
+            f"prompt does (estimated: {summary}); with stable knowledge and no sources to show, fine-tune.",
+            ev.note("latency")))
+        return "fine-tune"
+    reasons.append(Reason(
+        f"{choice} is estimated above the {budget:.0f} ms budget ({summary}); retrieve fewer or shorter chunks, "
+        "or serve on faster hardware, rather than give up what this choice is for.", ev.note("latency")))
+    return choice
+
+
+def _cost(choice, reasons, ev, sensitivity, queries, knowledge_changes, knowledge_in_retriever, can_train,
+          behaviour_change) -> str:
+    if queries is None or not ev.inputs or not {"RAG", "fine-tune"} <= set(ev.inputs):
+        return choice
+    a = ev.assumptions
+    changes = CHANGES_PER_MONTH[knowledge_changes]
+    rag, ft = ev.inputs["RAG"], ev.inputs["fine-tune"]
+    monthly = {name: cost.monthly_usd(s, a, queries, changes)["total"] for name, s in ev.inputs.items()}
+    line = ", ".join(f"{name} ${usd:,.0f}" for name, usd in monthly.items())
+    volume = cost.break_even(rag, ft, a, changes)
+    where = ("the two never cross" if volume is None
+             else f"fine-tuning becomes cheaper than RAG above {volume:,.0f} queries a month")
+    text = f"At {queries:,.0f} queries and {changes:g} knowledge changes a month: {line}; {where}."
+    cheaper_ft = monthly["fine-tune"] < monthly["RAG"]
+    if (choice == "RAG" and sensitivity == "high" and cheaper_ft and not knowledge_in_retriever and can_train
+            and behaviour_change != "required"):
+        reasons.append(Reason(text + " Cost matters most here and the knowledge is stable: fine-tune.", ev.note("cost")))
+        return "fine-tune"
+    reasons.append(Reason(text, ev.note("cost")))
+    return choice
+
+
+NEXT_STEP = {
+    "RAG": "Measure retrieval recall and answer format on your own questions; when a consistent behaviour is "
+           "needed that the prompt does not give and the team can train, move to the hybrid.",
+    "fine-tune": "Keep a held-out set and re-measure format and facts after every retraining; add retrieval "
+                 "as soon as facts start to change or answers must show sources.",
+    "hybrid": "Version the adapter and the index separately: re-index for knowledge changes, retrain only "
+              "when the wanted behaviour changes.",
+}
+
+
+# Evidence sentences: topic -> (the results file it needs, the sentence, placeholder -> (file, key path, format)).
+# A placeholder whose number is missing prints as "n/a"; a topic whose file is missing is left out.
+EVIDENCE = {
+    "update": ("rag", "lab 02 (results/rag.json): re-indexing the update took {s} s and RAG then answered {acc} "
+                      "of the update questions",
+               {"s": ("rag", "update_seconds", ".2f"), "acc": ("rag", "update_accuracy", ".2f")}),
+    "prompt_format": ("rag", "lab 02 (results/rag.json): asked for the house format in its prompt, RAG followed it "
+                             "in {fmt} of answers",
+                      {"fmt": ("rag", "summary.format_compliance", ".2f")}),
+    "facts": ("rag", "lab 02 (results/rag.json): key-fact accuracy {rag} with retrieval vs {base} closed-book (lab 01)",
+              {"rag": ("rag", "summary.key_fact_accuracy", ".2f"), "base": ("baseline", "summary.key_fact_accuracy", ".2f")}),
+    "citations": ("rag", "lab 02 (results/rag.json): RAG cited a right source in {rag} of answers; the fine-tuned "
+                         "model in {lora} (lab 03)",
+                  {"rag": ("rag", "summary.citation_accuracy", ".2f"), "lora": ("lora", "summary.citation_accuracy", ".2f")}),
+    "retrain": ("lora", "lab 03 (results/lora.json): without retraining the fine-tuned model answered {acc} of the "
+                        "update questions; a training run took {s} s on this CPU",
+                {"acc": ("lora", "update_accuracy", ".2f"), "s": ("lora", "train_seconds", ".0f")}),
+    "format": ("lora", "lab 03 (results/lora.json): house-format compliance {lora} after fine-tuning vs {base} for "
+                       "the base model given the same instructions",
+               {"lora": ("lora", "summary.format_compliance", ".2f"), "base": ("lora", "base_summary.format_compliance", ".2f")}),
+    "hybrid": ("hybrid", "lab 04 (results/hybrid.json): the hybrid's key-fact accuracy {facts}, house format {fmt}, "
+                         "update questions {acc} after re-indexing alone",
+               {"facts": ("hybrid", "summary.key_fact_accuracy", ".2f"),
+                "fmt": ("hybrid", "summary.format_compliance", ".2f"), "acc": ("hybrid", "update_accuracy", ".2f")}),
+}
+
+
+def load_evidence(results_dir=None, assumptions: cost.Assumptions | None = None, fallback=None) -> Evidence:
+    """Evidence from results/*.json; a topic whose lab has not run says so. `fallback` (e.g.
+    cost.quick_measure) fills missing latency and cost inputs, as in cost.measured_inputs."""
+    a = assumptions or cost.Assumptions()
+    files = {name: cost.load(name, results_dir) for name in ("baseline", "rag", "lora", "hybrid")}
+    notes = {}
+    for topic, (needs, sentence, fields) in EVIDENCE.items():
+        if files[needs] is None:
+            continue
+        numbers = {name: cost.lookup(files[file], path) for name, (file, path, _) in fields.items()}
+        notes[topic] = sentence.format(**{name: "n/a" if numbers[name] is None else format(numbers[name], spec)
+                                          for name, (_, _, spec) in fields.items()})
+    try:
+        inputs = cost.measured_inputs(results_dir, fallback=fallback)
+    except FileNotFoundError:
+        inputs = None
+    if inputs:
+        tag = "" if all(not src.startswith("fallback") for s in inputs.values()
+                        for src in s.sources.values()) else " (some are quick fallback measurements)"
+        notes["latency"] = ("labs 02-04: seconds per answer on 2 CPU cores, " +
+                            ", ".join(f"{s.name} {s.seconds_per_query:.2f} s" for s in inputs.values()) +
+                            f"{tag}, divided by an assumed {a.speedup:g}x faster production machine (lab 05)")
+        notes["cost"] = (f"lab 05 cost model: measured seconds, tokens, training and re-index times{tag}, with its "
+                         f"default prices (${a.compute_usd_per_hour:g} per machine-hour, ${a.engineer_usd_per_hour:g} "
+                         f"per engineer-hour, {a.hours_per_retrain:g} h per retraining)")
+    return Evidence(notes, inputs, a)

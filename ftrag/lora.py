@@ -1,0 +1,304 @@
+"""LoRA fine-tuning of the chat generator (explained in labs/03_lora.ipynb; reused by the hybrid lab).
+
+Scope: turn (chat messages, target text) pairs into training examples whose loss covers only the
+target, wrap the generator with a LoRA adapter, train it with a plain PyTorch loop, and keep each
+adapter under results/adapters/<name>/ with a run record (config, data hash, metrics, adapter hash,
+library versions) so a later lab can reload it, or train it itself when it is missing or stale.
+Leaves out: quantised training (QLoRA), multi-GPU, learning-rate schedules and early stopping.
+
+>>> model, tok = models.load_generator()                                       # doctest: +SKIP
+>>> ex = [{"messages": prompts.closed_book_messages(q["question"]), "target": q["response"]}
+...       for q in data.load_questions("train")]                              # doctest: +SKIP
+>>> peft_model, record = train_or_load("closed_book", ex)                     # doctest: +SKIP
+"""
+import copy
+import hashlib
+import importlib.metadata
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from . import models
+from .paths import RESULTS
+
+ADAPTERS = RESULTS / "adapters"
+IGNORE = -100  # label value the loss skips (PyTorch's cross-entropy ignore_index)
+# The linear layers of a Llama-family block (SmolLM2 is one): attention, then MLP.
+LLAMA_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+ADAPTER_FILE = "adapter_model.safetensors"
+RECORD_FILE = "run_record.json"
+
+
+# ---- examples ---------------------------------------------------------------------------------
+
+def build_example(tokenizer, messages: list[dict], target: str) -> dict:
+    """Token ids of prompt + target (with the chat template), and labels that are -100 on the prompt.
+
+    The target ends with the template's end-of-turn token, which the model must learn to emit so
+    that generation stops after the answer.
+    """
+    if not isinstance(target, str) or not target.strip():
+        raise ValueError("Empty target: each example needs the answer text the model should learn.")
+    prompt = models.chat_ids(tokenizer, messages)  # checks the messages are not empty
+    enc = tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": target}], tokenize=True)
+    full = list(enc["input_ids"] if hasattr(enc, "keys") else enc)
+    if full[:len(prompt)] != prompt:
+        raise ValueError("The chat template renders the prompt differently once the answer is added; "
+                         "prompt masking needs a template whose prompt is a prefix of the full chat.")
+    answer = full[len(prompt):]
+    # Keep up to and including the end-of-turn token; the template's trailing newline is not taught.
+    if tokenizer.eos_token_id in answer:
+        answer = answer[:answer.index(tokenizer.eos_token_id) + 1]
+    return {"input_ids": prompt + answer, "labels": [IGNORE] * len(prompt) + answer}
+
+
+def build_examples(tokenizer, examples: list[dict]) -> list[dict]:
+    """build_example for a list of {"messages": [...], "target": "..."} dicts."""
+    if not examples:
+        raise ValueError("No training examples: pass a non-empty list of {'messages', 'target'} dicts.")
+    return [build_example(tokenizer, e["messages"], e["target"]) for e in examples]
+
+
+def collate(features: list[dict], pad_id: int) -> dict:
+    """Right-pad a batch: padding gets attention 0 and label -100, so it neither attends nor counts."""
+    width = max(len(f["input_ids"]) for f in features)
+    ids, mask, labels = [], [], []
+    for f in features:
+        pad = width - len(f["input_ids"])
+        ids.append(f["input_ids"] + [pad_id] * pad)
+        mask.append([1] * len(f["input_ids"]) + [0] * pad)
+        labels.append(f["labels"] + [IGNORE] * pad)
+    return {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask), "labels": torch.tensor(labels)}
+
+
+# ---- configuration ----------------------------------------------------------------------------
+
+def linear_module_names(model) -> list[str]:
+    """Short names of the model's linear layers (what LoRA's target_modules may name)."""
+    return sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
+
+
+def lora_config(r: int = 8, alpha: int = 16, dropout: float = 0.05,
+                target_modules=("q_proj", "v_proj"), model=None):
+    """A peft LoraConfig for causal-LM training, with the values checked first.
+
+    r: rank of the update B @ A; alpha: scale (the update is multiplied by alpha / r);
+    dropout: on the adapter's input during training; target_modules: short names of the linear layers
+    to adapt, checked against `model`'s layers if given, else against the Llama-family names.
+    """
+    from peft import LoraConfig
+
+    if isinstance(r, bool) or not isinstance(r, int) or r <= 0:
+        raise ValueError(f"LoRA rank r must be a positive integer (try 4, 8 or 16), not {r!r}.")
+    if not alpha or alpha <= 0:
+        raise ValueError(f"lora alpha must be positive (commonly 2 * r), not {alpha!r}.")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"lora dropout must be in [0, 1), not {dropout!r}.")
+    if isinstance(target_modules, str):
+        target_modules = [target_modules]
+    valid = linear_module_names(model) if model is not None else list(LLAMA_MODULES)
+    unknown = [t for t in target_modules if t not in valid]
+    if not target_modules or unknown:
+        raise ValueError(f"Unknown target module(s) {unknown or '(none given)'}: "
+                         f"choose among the model's linear layers {valid}.")
+    return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules),
+                      bias="none", task_type="CAUSAL_LM")
+
+
+def config_dict(config) -> dict:
+    """The LoraConfig fields the run record keeps."""
+    return {"r": config.r, "alpha": config.lora_alpha, "dropout": config.lora_dropout,
+            "target_modules": sorted(config.target_modules)}
+
+
+def fresh_base():
+    """A private copy of the cached generator: peft injects its layers in place, and the shared
+    base model must stay untouched for the other systems in the same process."""
+    return copy.deepcopy(models.load_generator()[0])
+
+
+def add_lora(config, model=None):
+    """Wrap `model` (default: a fresh copy of the generator) with a new, trainable LoRA adapter."""
+    from peft import get_peft_model
+
+    torch.manual_seed(0)  # LoRA's A matrices start random; the same seed gives the same start
+    return get_peft_model(model if model is not None else fresh_base(), config)
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    params = list(model.parameters())
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+# ---- training ---------------------------------------------------------------------------------
+
+@dataclass
+class TrainResult:
+    losses: list = field(default_factory=list)        # one mean loss per step
+    step_seconds: list = field(default_factory=list)  # wall time per step
+    seconds: float = 0.0                              # whole loop
+    steps: int = 0
+    batch_size: int = 0
+    lr: float = 0.0
+    seed: int = 0
+    examples: int = 0
+
+
+def batches(n: int, batch_size: int, steps: int, seed: int):
+    """Index lists for `steps` batches: a fresh seeded shuffle for each pass over the data."""
+    gen = torch.Generator().manual_seed(seed)
+    order: list[int] = []
+    for _ in range(steps):
+        while len(order) < batch_size:
+            order += torch.randperm(n, generator=gen).tolist()
+        yield order[:batch_size]
+        order = order[batch_size:]
+
+
+def train(model, features: list[dict], steps: int = 25, batch_size: int = 4, lr: float = 2e-3,
+          seed: int = 0, progress: bool = True) -> TrainResult:
+    """Plain AdamW loop over the trainable parameters; the model is left in eval mode."""
+    if not features:
+        raise ValueError("No training examples: build them with build_examples first.")
+    if steps <= 0 or batch_size <= 0:
+        raise ValueError(f"steps and batch_size must be positive, not {steps} and {batch_size}.")
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError("The model has no trainable parameters: wrap it with add_lora first.")
+    torch.manual_seed(seed)  # LoRA dropout draws from the global generator
+    pad_id = models.load_generator()[1].pad_token_id
+    opt = torch.optim.AdamW(trainable, lr=lr)
+    result = TrainResult(batch_size=batch_size, lr=lr, seed=seed, steps=steps, examples=len(features))
+    model.train()
+    start = time.perf_counter()
+    bar = tqdm(batches(len(features), batch_size, steps, seed), total=steps, disable=not progress,
+               desc="LoRA training", mininterval=2)
+    for idx in bar:
+        t0 = time.perf_counter()
+        batch = {k: v.to(model.device) for k, v in collate([features[i] for i in idx], pad_id).items()}
+        loss = model(**batch).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        result.losses.append(loss.item())
+        result.step_seconds.append(time.perf_counter() - t0)
+        bar.set_postfix(loss=f"{result.losses[-1]:.3f}")
+    result.seconds = time.perf_counter() - start
+    model.eval()
+    return result
+
+
+# ---- saving, loading, records -----------------------------------------------------------------
+
+def adapter_dir(name: str) -> Path:
+    if not re.fullmatch(r"[a-z0-9_-]+", name or ""):
+        raise ValueError(f"adapter name {name!r}: use lowercase letters, digits, '-' and '_'")
+    return ADAPTERS / name
+
+
+def data_hash(examples: list[dict]) -> str:
+    """sha256 of the examples as canonical JSON: the same data gives the same hash on any machine."""
+    blob = json.dumps(examples, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()
+
+
+def file_hash(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def versions() -> dict:
+    return {p: importlib.metadata.version(p) for p in ("torch", "transformers", "peft", "ftrag")}
+
+
+def recipe(config, steps: int, batch_size: int, lr: float, seed: int) -> dict:
+    """Everything that decides the trained weights, besides the data."""
+    return {"base_model": models.generator_name(), "lora": config_dict(config),
+            "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed}
+
+
+def save_adapter(model, name: str, examples: list[dict], config, result: TrainResult,
+                 metrics: dict | None = None) -> dict:
+    """Write the adapter (safetensors) and run_record.json to results/adapters/<name>/; return the record."""
+    folder = adapter_dir(name)
+    model.save_pretrained(str(folder), safe_serialization=True, save_embedding_layers=False)  # embeddings are never adapted
+    trainable, total = count_parameters(model)
+    losses = result.losses
+    record = {
+        "name": name,
+        "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "config": recipe(config, result.steps, result.batch_size, result.lr, result.seed),
+        "data_hash": data_hash(examples),
+        "examples": len(examples),
+        "metrics": {"first_loss": losses[0], "last_loss": losses[-1],
+                    "first10_loss": sum(losses[:10]) / len(losses[:10]),
+                    "last10_loss": sum(losses[-10:]) / len(losses[-10:]),
+                    "train_seconds": result.seconds, "seconds_per_step": result.seconds / result.steps,
+                    "trainable_params": trainable, "total_params": total, **(metrics or {})},
+        "losses": losses,
+        "adapter_file": ADAPTER_FILE,
+        "adapter_hash": file_hash(folder / ADAPTER_FILE),
+        "adapter_bytes": (folder / ADAPTER_FILE).stat().st_size,
+        "versions": versions(),
+    }
+    (folder / RECORD_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
+    return record
+
+
+def read_record(name: str) -> dict | None:
+    path = adapter_dir(name) / RECORD_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def add_metrics(name: str, metrics: dict) -> dict:
+    """Merge evaluation metrics into a saved run record (written after training, once measured)."""
+    record = read_record(name)
+    if record is None:
+        raise FileNotFoundError(f"No run record for adapter {name!r} in {adapter_dir(name)}: train and save it first.")
+    record["metrics"].update(metrics)
+    (adapter_dir(name) / RECORD_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
+    return record
+
+
+def load_adapter(name: str, model=None):
+    """The saved adapter on top of `model` (default: a fresh copy of the generator), in eval mode.
+
+    Refuses an adapter file whose hash no longer matches its run record.
+    """
+    from peft import PeftModel
+
+    folder = adapter_dir(name)
+    record = read_record(name)
+    if record is None or not (folder / ADAPTER_FILE).exists():
+        raise FileNotFoundError(f"No saved adapter {name!r} in {folder}: run labs/03_lora.ipynb, "
+                                "or call train_or_load, which trains it when missing.")
+    if file_hash(folder / ADAPTER_FILE) != record["adapter_hash"]:
+        raise ValueError(f"{folder / ADAPTER_FILE} does not match the hash in its run record: "
+                         "it was changed after training; delete the folder to retrain.")
+    return PeftModel.from_pretrained(model if model is not None else fresh_base(), str(folder)).eval()
+
+
+def train_or_load(name: str, examples: list[dict], r: int = 8, alpha: int = 16, dropout: float = 0.05,
+                  target_modules=("q_proj", "v_proj"), steps: int = 25, batch_size: int = 4,
+                  lr: float = 2e-3, seed: int = 0, progress: bool = True):
+    """(peft model, run record): the saved adapter if it was trained on these examples with this
+    recipe, otherwise a newly trained and saved one. Either way on a fresh copy of the generator.
+
+    The defaults are lab 03's recipe: about one pass over ~100 short examples, ~1 min on 2 CPU cores.
+    """
+    config = lora_config(r, alpha, dropout, target_modules)
+    record = read_record(name)
+    if (record is not None and record["data_hash"] == data_hash(examples)
+            and record["config"] == recipe(config, steps, batch_size, lr, seed)):
+        print(f"Loaded adapter {name!r} trained {record['written']} (data {record['data_hash'][:12]}).")
+        return load_adapter(name), record
+    print(f"Training adapter {name!r}: " + ("none saved yet." if record is None else "data or recipe changed."))
+    model = add_lora(config)
+    features = build_examples(models.load_generator()[1], examples)
+    result = train(model, features, steps=steps, batch_size=batch_size, lr=lr, seed=seed, progress=progress)
+    return model, save_adapter(model, name, examples, config, result)

@@ -1,0 +1,132 @@
+"""The decision helper on clear cases, edge cases and bad values, with hand-made evidence."""
+import json
+
+import pytest
+
+from ftrag import cost
+from ftrag.decide import CHOICES, Evidence, Reason, load_evidence, recommend
+
+NOTES = {"update": "lab 02: update took 0.4 s", "retrain": "lab 03: retrain took 90 s",
+         "format": "lab 03: format 0.95", "prompt_format": "lab 02: format 0.30 by prompt",
+         "hybrid": "lab 04: hybrid facts 0.8", "citations": "lab 02: citations 0.9",
+         "facts": "lab 02: facts 0.7", "latency": "labs 02-03: seconds", "cost": "lab 05: cost model"}
+# RAG 1.0 s and fine-tune 0.4 s per query on the CPU; speed-up 10 -> 100 ms and 40 ms in production.
+RAG = cost.SystemInputs("RAG", 500, 40, 1.0, 0, 30, 0.4, 0)
+FT = cost.SystemInputs("fine-tune", 100, 40, 0.4, 600, 0, 0, 1)
+HYBRID = cost.SystemInputs("hybrid", 500, 40, 1.0, 900, 30, 0.4, 0)
+EV = Evidence(NOTES, {"RAG": RAG, "fine-tune": FT, "hybrid": HYBRID}, cost.Assumptions(speedup=10))
+NO_NUMBERS = Evidence(notes={})
+
+
+def rec(knowledge="weekly", behaviour="none", expertise="some", evidence=EV, **kw):
+    return recommend(knowledge, behaviour, expertise, evidence=evidence, **kw)
+
+
+def test_weekly_policy_changes_without_behaviour_need_give_rag():
+    r = rec("weekly", "none", "strong")
+    assert r.choice == "RAG"
+    assert any("re-indexing" in x.text and "update took 0.4 s" in x.evidence for x in r.reasons)
+
+
+def test_strict_format_static_knowledge_ml_team_gives_fine_tune():
+    r = rec("rarely", "required", "strong")
+    assert r.choice == "fine-tune"
+    assert any(x.evidence == NOTES["format"] for x in r.reasons)
+
+
+def test_both_needs_with_a_strong_team_give_hybrid():
+    r = rec("weekly", "required", "strong")
+    assert r.choice == "hybrid"
+    assert any(x.evidence == NOTES["hybrid"] for x in r.reasons)
+
+
+def test_no_ml_expertise_with_behaviour_need_starts_with_rag_and_says_why():
+    r = rec("rarely", "required", "none")
+    assert r.choice == "RAG"
+    assert any("no ML expertise" in x.text and "start with RAG" in x.text for x in r.reasons)
+    assert "hybrid" in r.next_step
+
+
+def test_some_expertise_with_both_needs_starts_with_rag_then_hybrid():
+    r = rec("daily", "required", "some")
+    assert r.choice == "RAG" and any("move to the hybrid" in x.text for x in r.reasons)
+
+
+def test_sources_required_keep_knowledge_in_a_retriever():
+    assert rec("rarely", "required", "strong", must_show_sources=True).choice == "hybrid"
+    r = rec("rarely", "none", "strong", must_show_sources=True)
+    assert r.choice == "RAG" and any(x.evidence == NOTES["citations"] for x in r.reasons)
+
+
+def test_tight_latency_with_stable_knowledge_moves_to_fine_tune():
+    # RAG ~100 ms and fine-tune ~40 ms against a 60 ms budget
+    r = rec("rarely", "none", "some", latency_budget_ms=60)
+    assert r.choice == "fine-tune" and any("60 ms" in x.text for x in r.reasons)
+    # the same budget with weekly changes keeps RAG and says how to get faster instead
+    r = rec("weekly", "none", "some", latency_budget_ms=60)
+    assert r.choice == "RAG" and any("fewer or shorter chunks" in x.text for x in r.reasons)
+    # a team without ML skills is not sent to fine-tune for latency
+    assert rec("rarely", "none", "none", latency_budget_ms=60).choice == "RAG"
+
+
+def test_generous_latency_budget_changes_nothing():
+    r = rec("rarely", "none", "some", latency_budget_ms=500)
+    assert r.choice == "RAG" and any("holds for RAG" in x.text for x in r.reasons)
+
+
+def test_high_volume_and_cost_sensitivity_above_break_even_moves_to_fine_tune():
+    volume = cost.break_even(RAG, FT, EV.assumptions, 0.25)
+    assert rec("rarely", "none", "some", cost_sensitivity="high", queries_per_month=volume * 2).choice == "fine-tune"
+    assert rec("rarely", "none", "some", cost_sensitivity="high", queries_per_month=volume / 2).choice == "RAG"
+    assert rec("rarely", "none", "some", cost_sensitivity="low", queries_per_month=volume * 2).choice == "RAG"
+    r = rec("weekly", "none", "some", cost_sensitivity="high", queries_per_month=volume * 2)
+    assert r.choice == "RAG" and any("queries a month" in x.text for x in r.reasons)
+
+
+def test_without_measurements_the_rules_still_answer_and_say_what_is_missing():
+    r = rec("weekly", "none", "some", evidence=NO_NUMBERS, latency_budget_ms=50, queries_per_month=1e6)
+    assert r.choice == "RAG"
+    assert all(isinstance(x, Reason) and x.text and x.evidence for x in r.reasons)
+    assert any("not measured yet" in x.evidence for x in r.reasons)
+
+
+@pytest.mark.parametrize("knowledge", ["rarely", "monthly", "weekly", "daily"])
+@pytest.mark.parametrize("behaviour", ["none", "helpful", "required"])
+@pytest.mark.parametrize("expertise", ["none", "some", "strong"])
+def test_every_combination_gives_a_choice_with_reasons(knowledge, behaviour, expertise):
+    r = rec(knowledge, behaviour, expertise)
+    assert r.choice in CHOICES and r.reasons and r.next_step
+    if expertise == "none":
+        assert r.choice == "RAG"          # no training without the skills to run it
+    assert str(r).startswith(f"Recommendation: {r.choice}")
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"knowledge_changes": "hourly"}, "knowledge_changes must be one of 'rarely', 'monthly', 'weekly', 'daily'"),
+    ({"behaviour_change": "yes"}, "behaviour_change must be one of 'none', 'helpful', 'required'"),
+    ({"ml_expertise": "expert"}, "ml_expertise must be one of 'none', 'some', 'strong'"),
+    ({"cost_sensitivity": "extreme"}, "cost_sensitivity must be one of 'low', 'medium', 'high'"),
+    ({"latency_budget_ms": 0}, "latency_budget_ms must be None or a number > 0"),
+    ({"latency_budget_ms": "fast"}, "latency_budget_ms"),
+    ({"queries_per_month": -1}, "queries_per_month must be None or a number >= 0"),
+    ({"must_show_sources": "yes"}, "must_show_sources must be one of"),
+])
+def test_bad_values_list_the_valid_ones(kwargs, match):
+    args = {"knowledge_changes": "weekly", "behaviour_change": "none", "ml_expertise": "some", **kwargs}
+    with pytest.raises(ValueError, match=match):
+        recommend(**args, evidence=EV)
+
+
+def test_load_evidence_quotes_the_saved_numbers_and_skips_missing_labs(tmp_path):
+    (tmp_path / "rag.json").write_text(json.dumps({"summary": {"format_compliance": 0.25, "key_fact_accuracy": 0.7,
+                                                               "citation_accuracy": 0.8},
+                                                   "update_seconds": 0.42, "update_accuracy": 0.9}))
+    (tmp_path / "lora.json").write_text(json.dumps({"summary": {"format_compliance": 0.96},
+                                                    "base_summary": {"format_compliance": 0.1},
+                                                    "train_seconds": 123.4, "update_accuracy": 0.05}))
+    ev = load_evidence(tmp_path)
+    assert ev.notes["update"].startswith("lab 02") and "0.42 s" in ev.notes["update"] and "0.90" in ev.notes["update"]
+    assert "0.96 after fine-tuning vs 0.10" in ev.notes["format"] and "123 s" in ev.notes["retrain"]
+    assert "vs n/a closed-book" in ev.notes["facts"]            # lab 01 has not run: its number is n/a
+    assert "hybrid" not in ev.notes and ev.inputs is None        # lab 04 missing, and no fallback given
+    assert "not measured yet" in ev.note("hybrid")
