@@ -118,8 +118,10 @@ def _check(messages: list[dict]) -> None:
 def generate_many(conversations: list[list[dict]], max_new_tokens: int = 64, model=None, tokenizer=None,
                   batch_size: int = 8, seed: int = 0) -> list[Generation]:
     """Greedy answers for many conversations, in batches (left-padded)."""
+    # fill in only what is missing: a fine-tuned `model` passed without a tokenizer must still be used
     if model is None or tokenizer is None:
-        model, tokenizer = load_generator()
+        default_model, default_tokenizer = load_generator()
+        model, tokenizer = model or default_model, tokenizer or default_tokenizer
     for c in conversations:
         _check(c)
     torch.manual_seed(seed)
