@@ -7,16 +7,7 @@ import pytest
 
 from ftrag.lancedb_store import LanceDBStore
 from ftrag.retrieval import FaissStore, Retriever
-
-DOCS = [
-    {"id": "returns-policy", "title": "Returns policy",
-     "body": "Unused gear can be returned within 45 days of delivery.\n\nRefunds go back to the original card."},
-    {"id": "shipping", "title": "Shipping",
-     "body": "Standard shipping takes 3 to 5 working days.\n\nOrders over $75 ship free."},
-    {"id": "tent-care", "title": "Tent care",
-     "body": "Dry your tent fully before storing it to prevent mildew.\n\nNever machine-wash a tent."},
-]
-QUESTIONS = ["How many days do I have to send back unused gear?", "Is delivery free?", "How do I store a tent?"]
+from small_kb import DOCS, QUESTIONS  # tests/small_kb.py
 
 
 def same_hits(a, b):

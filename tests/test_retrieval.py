@@ -8,18 +8,7 @@ import pytest
 
 from ftrag.models import load_embedder
 from ftrag.retrieval import FaissStore, Retriever, chunk_document, load_folder, slugify
-
-DOCS = [
-    {"id": "returns-policy", "title": "Returns policy",
-     "body": "Unused gear can be returned within 45 days of delivery.\n\nRefunds go back to the original card."},
-    {"id": "shipping", "title": "Shipping",
-     "body": "Standard shipping takes 3 to 5 working days.\n\nOrders over $75 ship free."},
-    {"id": "tent-care", "title": "Tent care",
-     "body": "Dry your tent fully before storing it to prevent mildew.\n\nNever machine-wash a tent."},
-    {"id": "store-hours", "title": "Store hours", "body": "The Cairnfield store opens at 9am, Monday to Saturday."},
-]
-QUESTIONS = ["How many days do I have to send back unused gear?", "Is delivery free?",
-             "How should I store my tent?", "When does the shop open?"]
+from small_kb import DOCS, QUESTIONS  # tests/small_kb.py
 
 
 @pytest.fixture(scope="module")
