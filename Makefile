@@ -43,7 +43,7 @@ unit: setup
 TEST_SCALE_N ?= 50000
 
 labs: setup  ## execute every lab top to bottom with nbval
-	@$(call timed,labs,FTRAG_SCALE_N=$(TEST_SCALE_N) $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=900 labs -q || [ $$? -eq 5 ])
+	@$(call timed,labs,FTRAG_SCALE_N=$(TEST_SCALE_N) $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 labs -q || [ $$? -eq 5 ])
 
 book-strict: setup  ## a clean build that fails on any warning or cell error
 	rm -rf _build
@@ -53,7 +53,7 @@ html-check: setup  ## the built pages as a reader sees them, including a headles
 	@$(call timed,html-check,$(BIN)/python -m pytest tests -q -m html)
 
 lab: setup  ## run one lab: make lab NB=labs/02_rag.ipynb
-	$(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=900 $(NB) -q
+	$(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 $(NB) -q
 
 clean:
 	rm -rf _build results
