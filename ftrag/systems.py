@@ -25,7 +25,7 @@ def hybrid_messages(question: str, hits) -> list[dict]:
     return [{"role": "system", "content": HYBRID_SYSTEM}, {"role": "user", "content": user}]
 
 
-def closed_book(questions: list[dict], model=None, tokenizer=None, batch_size: int = 16,
+def closed_book(questions: list[dict], model=None, tokenizer=None, batch_size: int = 32,
                 max_new_tokens: int = MAX_NEW_TOKENS) -> list:
     """Answers from the model alone (base model, or a closed-book LoRA model via `model=`)."""
     convs = [prompts.closed_book_messages(q["question"]) for q in questions]
@@ -33,7 +33,7 @@ def closed_book(questions: list[dict], model=None, tokenizer=None, batch_size: i
 
 
 def retrieval_augmented(questions: list[dict], retriever, k: int = 3, model=None, tokenizer=None,
-                        messages=prompts.rag_messages, batch_size: int = 16,
+                        messages=prompts.rag_messages, batch_size: int = 32,
                         max_new_tokens: int = MAX_NEW_TOKENS) -> tuple[list, list[list[str]]]:
     """(answers, retrieved doc ids) with the k best chunks in the prompt; `messages` builds the prompt
     (prompts.rag_messages for RAG, hybrid_messages for the hybrid)."""

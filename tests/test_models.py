@@ -62,3 +62,60 @@ def test_a_model_passed_without_its_tokenizer_is_the_one_that_answers():
 
     out = models.generate_many([[{"role": "user", "content": "Hi"}]], 8, model=Stub())
     assert out[0].text == "Fixed reply" and out[0].new_tokens == len(fixed)
+
+
+SHOP = "You are Cairn, the assistant of an outdoor-gear shop. Answer in one short sentence."
+QUESTIONS = ["How long do returns take?", "Do you sell tents?", "What is a basecamp?"]
+
+
+def test_shared_prefix_leaves_every_prompt_a_token_of_its_own():
+    assert models.shared_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2
+    assert models.shared_prefix_length([[5, 6], [7, 6]]) == 0
+    assert models.shared_prefix_length([[1, 2, 3, 4]]) == 3
+
+
+def test_computing_the_shared_prompt_start_once_changes_no_answer(monkeypatch):
+    # in float32 the cached prefix gives exactly the tokens of a plain left-padded batch
+    monkeypatch.setenv(models.INFERENCE_DTYPE_ENV, "float32")
+    convs = [[{"role": "system", "content": SHOP}, {"role": "user", "content": q}] for q in QUESTIONS]
+    cached = models.generate_many(convs, max_new_tokens=16, batch_size=2)
+    monkeypatch.setattr(models, "MIN_SHARED_TOKENS", 10**9)  # never cache
+    plain = models.generate_many(convs, max_new_tokens=16, batch_size=2)
+    assert [c.text for c in cached] == [p.text for p in plain]
+    assert [c.prompt_tokens for c in cached] == [p.prompt_tokens for p in plain]
+
+
+def test_an_answer_prefix_starts_every_answer():
+    convs = [[{"role": "system", "content": SHOP}, {"role": "user", "content": q}] for q in QUESTIONS[:2]]
+    plain = models.generate_many(convs, max_new_tokens=8)
+    forced = models.generate_many(convs, max_new_tokens=8, prefix="Based on the context,")
+    assert all(f.text.startswith("Based on the context,") for f in forced)
+    assert all(f.prompt_tokens > p.prompt_tokens for f, p in zip(forced, plain))
+
+
+def test_inference_dtype_setting(monkeypatch):
+    model, _ = models.load_generator()
+    monkeypatch.setenv(models.INFERENCE_DTYPE_ENV, "float16")
+    with pytest.raises(ValueError, match="use float32 or bfloat16"):
+        models.inference_dtype(model)
+    monkeypatch.setenv(models.INFERENCE_DTYPE_ENV, "bfloat16")
+    copy = models.for_inference(model)
+    # the copy answers in bfloat16; the loaded (and trainable) weights stay float32
+    assert copy.dtype == torch.bfloat16 and model.dtype == torch.float32
+    monkeypatch.setenv(models.INFERENCE_DTYPE_ENV, "float32")
+    assert models.for_inference(model) is model
+
+
+def test_the_kept_float32_copy_has_exactly_the_gguf_weights(tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    with pytest.warns(UserWarning, match="Could not keep a copy"):  # the copy is optional: warn, go on
+        converted, tokenizer = models._load_smollm2(blocked / "cache")
+    models._load_smollm2(tmp_path / "cache")  # converts again and keeps the copy
+    assert len(list((tmp_path / "cache").glob("smollm2-float32-*"))) == 1
+    assert not list((tmp_path / "cache").glob(".partial-*"))
+    reloaded, reloaded_tokenizer = models._load_smollm2(tmp_path / "cache")  # reads the copy
+    a, b = converted.state_dict(), reloaded.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    msgs = [{"role": "system", "content": SHOP}, {"role": "user", "content": "Hi!"}]
+    assert models.chat_ids(tokenizer, msgs) == models.chat_ids(reloaded_tokenizer, msgs)
