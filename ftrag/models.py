@@ -16,6 +16,7 @@ import copy
 import functools
 import importlib.util
 import os
+import shutil
 import tempfile
 import time
 import warnings
@@ -94,6 +95,7 @@ def _load_smollm2(cache: Path):
                 AutoTokenizer.from_pretrained(copy_dir))
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    tmp = None
     try:  # write to a temporary folder, then rename: an interrupted run leaves no half copy behind
         cache.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=cache))
@@ -105,6 +107,8 @@ def _load_smollm2(cache: Path):
         tokenizer.save_pretrained(tmp)
         os.replace(tmp, copy_dir)
     except OSError as err:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         warnings.warn(f"Could not keep a copy of the generator in {cache} ({err}); every lab will convert the "
                       f"GGUF again (about 17 s). Set {CACHE_ENV} to a writable folder to avoid that.")
     return model, tokenizer
@@ -161,7 +165,7 @@ MIN_SHARED_TOKENS = 16  # below this, computing a shared prefix once saves less 
 
 def inference_dtype(model) -> torch.dtype:
     """The dtype generation runs in: bfloat16 on CPUs with native bf16 (AVX512-BF16), about twice as fast
-    as float32 here; float32 elsewhere. FTRAG_INFERENCE_DTYPE=float32 forces float32 (training always is)."""
+    as float32 here; elsewhere the model's own dtype. FTRAG_INFERENCE_DTYPE=float32 forces float32 (training always is)."""
     forced = os.environ.get(INFERENCE_DTYPE_ENV, "").strip()
     if forced:
         if forced not in ("float32", "bfloat16"):
@@ -221,10 +225,10 @@ def generate_many(conversations: list[list[dict]], max_new_tokens: int = 64, mod
     forced = tokenizer.encode(prefix, add_special_tokens=False) if prefix else []
     prompts = [chat_ids(tokenizer, c) + forced for c in conversations]
     shared = shared_prefix_length(prompts) if hasattr(runner, "config") else 0
-    t0 = time.perf_counter()
-    prefix_cache = _prefill(runner, prompts[0][:shared]) if shared >= MIN_SHARED_TOKENS else None
-    if prefix_cache is None:
+    if shared < MIN_SHARED_TOKENS:
         shared = 0
+    t0 = time.perf_counter()
+    prefix_cache = _prefill(runner, prompts[0][:shared]) if shared else None
     prefill_share = (time.perf_counter() - t0) / len(prompts)  # counted in every answer's seconds
     pad = tokenizer.pad_token_id
     out = []

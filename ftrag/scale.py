@@ -199,12 +199,14 @@ def serving_benchmark(conversations: dict[str, list[list[dict]]], batch_sizes=(1
     seconds (wall time), tokens_per_s (new tokens / wall time) and latency_s (median time a request
     waits for its batch to finish).
     """
-    from .models import generate_many, load_generator
+    from .models import for_inference, generate_many, load_generator
 
     if not conversations or not all(conversations.values()):
         raise ValueError("Pass a dict of non-empty conversation lists, e.g. {'without context': [...]}.")
-    if model is None or tokenizer is None:
-        model, tokenizer = load_generator()
+    if model is None or tokenizer is None:  # fill in only what is missing, as generate_many does
+        default_model, default_tokenizer = load_generator()
+        model, tokenizer = model or default_model, tokenizer or default_tokenizer
+    model = for_inference(model)  # the inference copy is made once, outside the timed calls
     first = next(iter(conversations.values()))[:1]
     generate_many(first, max_new_tokens=4, model=model, tokenizer=tokenizer)  # warm-up, not timed
     rows = []
