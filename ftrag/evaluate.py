@@ -27,7 +27,7 @@ import time
 
 import pandas as pd
 
-from . import runs
+from . import runs, stats
 from .data import load_house_style
 from .paths import RESULTS
 
@@ -198,3 +198,47 @@ def load_results(name: str) -> dict | None:
     payload = json.loads(path.read_text(encoding="utf-8"))
     runs.check_readable(name, payload)
     return payload
+
+
+# ---- uncertainty (ftrag.stats): each rate with its 95 % interval, paired tests between systems ----
+RATE_COLUMNS = {  # metric: (column of the score table, rows it is a rate over)
+    "key_fact_accuracy": ("correct", "answerable"), "citation_accuracy": ("citation_ok", "answerable"),
+    "format_compliance": ("format_ok", "all"), "persona": ("persona_ok", "all"),
+    "house_terms": ("house_term_ok", "answerable"), "abstention": ("abstained", "unanswerable"),
+    "false_abstention": ("abstained", "answerable"),
+}
+
+
+def _rows(table: pd.DataFrame, over: str) -> pd.DataFrame:
+    return {"all": table, "answerable": table[table.answerable], "unanswerable": table[~table.answerable]}[over]
+
+
+def rates(table: pd.DataFrame, kind: str | None = None) -> dict:
+    """metric -> {value, low, high, n}: the rate metrics of `summarise` with Wilson 95 % intervals.
+
+    kind: only questions of that kind (e.g. "heldout"). A metric with no rows is left out.
+    """
+    if kind is not None:
+        table = table[table.kind == kind]
+    out = {}
+    for metric, (column, over) in RATE_COLUMNS.items():
+        rows = _rows(table, over)
+        if column in rows and rows[column].notna().any():
+            out[metric] = stats.rate(rows[column].tolist())
+    return out
+
+
+def paired(a: pd.DataFrame, b: pd.DataFrame, name_a: str, name_b: str, column: str = "correct",
+           over: str = "answerable", kind: str | None = None) -> dict:
+    """Exact McNemar comparison of two systems' score tables on the questions both answered.
+
+    The tables are matched by question id, so they must come from the same questions.
+    """
+    if kind is not None:
+        a, b = a[a.kind == kind], b[b.kind == kind]
+    a, b = _rows(a, over).set_index("id"), _rows(b, over).set_index("id")
+    if set(a.index) != set(b.index):
+        raise ValueError(f"{name_a} and {name_b} were scored on different questions: a paired test "
+                         "needs both systems' answers to the same questions.")
+    return stats.compare(a[column].astype(bool).tolist(), b.loc[a.index, column].astype(bool).tolist(),
+                         name_a, name_b)

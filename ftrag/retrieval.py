@@ -28,6 +28,13 @@ MAX_WORDS = 60    # chunk size in words (about a paragraph); labs/02 measures th
 RRF_K = 60        # the usual reciprocal-rank-fusion constant (Cormack et al. 2009)
 
 
+def check_question(question: str) -> str:
+    """The question without surrounding spaces; an empty one is refused (prompts use this too)."""
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError("Empty question: pass the customer's question as a non-empty string.")
+    return question.strip()
+
+
 @dataclass
 class Hit:
     doc_id: str
@@ -271,8 +278,6 @@ class Retriever:
 
     def search_many(self, questions: list[str], k: int = 3) -> list[list[Hit]]:
         """The k best chunks per question, best first (all chunks when k exceeds the index)."""
-        from .prompts import check_question
-
         questions = [check_question(q) for q in questions]
         if not self.chunks:
             raise ValueError("The index is empty: call build(documents) first.")

@@ -64,3 +64,31 @@ def test_rate_skips_missing_values():
     r = stats.rate([True, None, False, float("nan"), True])
     assert r["n"] == 3 and r["value"] == pytest.approx(2 / 3)
     assert stats.fmt_rate(r).startswith("0.67 [")
+
+
+def _table(correct, kinds=None):
+    import pandas as pd
+    n = len(correct)
+    return pd.DataFrame({"id": [f"q{i}" for i in range(n)], "kind": kinds or ["unseen"] * n,
+                         "answerable": [True] * n, "correct": correct, "abstained": [False] * n,
+                         "citation_ok": [True] * n, "format_ok": [True] * n, "persona_ok": [True] * n,
+                         "house_term_ok": [None] * n})
+
+
+def test_rates_give_each_metric_its_interval_and_kind_filter():
+    from ftrag import evaluate
+    t = _table([True, False, True, True], kinds=["heldout", "heldout", "unseen", "unseen"])
+    r = evaluate.rates(t)
+    assert r["key_fact_accuracy"]["value"] == 0.75 and r["key_fact_accuracy"]["n"] == 4
+    assert "abstention" not in r and "house_terms" not in r  # no unanswerable rows, no house terms
+    assert evaluate.rates(t, kind="heldout")["key_fact_accuracy"]["value"] == 0.5
+
+
+def test_paired_matches_questions_by_id():
+    from ftrag import evaluate
+    a = _table([True] * 12 + [False] * 3)
+    b = _table([False] * 12 + [True] * 3).iloc[::-1]  # same questions, other order
+    res = evaluate.paired(a, b, "hybrid", "RAG")
+    assert (res["a_only"], res["b_only"]) == (12, 3) and res["n"] == 15
+    with pytest.raises(ValueError, match="different questions"):
+        evaluate.paired(a, b.iloc[1:], "hybrid", "RAG")
