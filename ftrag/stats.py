@@ -3,6 +3,7 @@
 - `interval`: a 95 % Wilson score interval for a rate (good at small n and at rates near 0 or 1);
 - `mcnemar`: the exact (binomial) McNemar test of two systems scored on the same questions: only
   the questions where exactly one system is right carry information about which is better;
+- `fisher`: Fisher's exact test of two rates measured on different questions;
 - `compare`: both, plus the verdict words the prose glues ("beats" only at p < 0.05).
 Leaves out: corrections for many comparisons (the book names each test it makes and its p-value).
 
@@ -37,6 +38,24 @@ def mcnemar(a_only: int, b_only: int) -> float:
     k = min(a_only, b_only)
     tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
     return min(1.0, 2 * tail)
+
+
+def fisher(k1: int, n1: int, k2: int, n2: int) -> float:
+    """Two-sided Fisher exact p-value that two rates k1/n1 and k2/n2 (different questions) are equal.
+
+    Sums the probabilities of all tables with the same margins that are no more likely than the
+    observed one (the usual two-sided rule).
+    """
+    if min(n1, n2) <= 0 or not (0 <= k1 <= n1 and 0 <= k2 <= n2):
+        raise ValueError(f"Fisher's test needs 0 <= k <= n and n > 0, got {k1}/{n1} and {k2}/{n2}.")
+    total, n = k1 + k2, n1 + n2
+
+    def prob(x):
+        return math.comb(n1, x) * math.comb(n2, total - x) / math.comb(n, total)
+
+    observed = prob(k1)
+    support = range(max(0, total - n2), min(total, n1) + 1)
+    return min(1.0, sum(p for p in map(prob, support) if p <= observed * (1 + 1e-9)))
 
 
 def rate(values) -> dict:

@@ -92,3 +92,14 @@ def test_paired_matches_questions_by_id():
     assert (res["a_only"], res["b_only"]) == (12, 3) and res["n"] == 15
     with pytest.raises(ValueError, match="different questions"):
         evaluate.paired(a, b.iloc[1:], "hybrid", "RAG")
+
+
+def test_fisher_against_scipy_and_known_values():
+    assert stats.fisher(5, 10, 5, 10) == pytest.approx(1.0)
+    assert stats.fisher(10, 10, 0, 10) == pytest.approx(2 / math.comb(20, 10))
+    scipy_stats = pytest.importorskip("scipy.stats")
+    for k1, n1, k2, n2 in [(40, 97, 22, 60), (3, 19, 9, 20), (0, 5, 4, 6)]:
+        expected = scipy_stats.fisher_exact([[k1, n1 - k1], [k2, n2 - k2]]).pvalue
+        assert stats.fisher(k1, n1, k2, n2) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="Fisher"):
+        stats.fisher(3, 2, 1, 4)
