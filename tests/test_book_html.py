@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,40 @@ def test_chapters_show_glued_numbers_not_placeholders(file):
     html = page(file)
     assert "{glue" not in html and "glue:" not in html, f"{file}: a glue role was not replaced"
     assert "pasted-text" in html or "pasted-inline" in html, f"{file}: no glued value in the page"
+
+
+def page_text(file: str) -> str:
+    """What a reader sees of a page: no scripts, styles or tags, entities decoded."""
+    html = re.sub(r"<(script|style)\b.*?</\1>", " ", page(file), flags=re.S | re.I)
+    return unescape(re.sub(r"<[^>]+>", " ", html))
+
+
+@pytest.mark.parametrize("file", toc_files())
+def test_no_dollar_sign_was_eaten_by_the_math_renderer(file):
+    """An unescaped '$' in prose pairs with the next one and turns the text between into math:
+    "from $99 instead of $75" renders as "from \\(99 instead of \\)75". Escape prose dollars as \\$."""
+    eaten = re.findall(r"\\\(\s*\d.{0,40}", page_text(file))
+    assert not eaten, f"{file}: text rendered as math, an unescaped $ in the source: {eaten[:3]}"
+
+
+# Phrases about the project's own work queue, and a script the repository does not have.
+FORBIDDEN = ["we set as a goal", "our goal", "bar 0.8", "issue's bar", "train_lora.py"]
+
+
+@pytest.mark.parametrize("file", toc_files())
+def test_pages_speak_to_the_reader_not_about_the_work_queue(file):
+    text = " ".join(page_text(file).split()).lower()
+    found = [phrase for phrase in FORBIDDEN if phrase in text]
+    assert not found, f"{file}: {found}"
+
+
+@pytest.mark.parametrize("file", toc_files())
+def test_no_path_of_the_build_machine_in_a_page(file):
+    text = page_text(file)
+    found = re.findall(r"(?<![\w.~])/(?:tmp|root|home)/\S*", text)
+    if len(str(ROOT)) > 1:
+        found += [m.group(0) for m in re.finditer(re.escape(str(ROOT)) + r"/\S*", text)]
+    assert not found, f"{file}: paths of the machine that built it: {sorted(set(found))[:5]}"
 
 
 def chromium() -> str | None:

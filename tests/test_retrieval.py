@@ -137,8 +137,11 @@ def test_load_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a folder"):
         load_folder(tmp_path / "missing")
     (tmp_path / "sub").mkdir()
-    with pytest.raises(ValueError, match="no .md or .txt"):
+    (tmp_path / "sub" / "scan.pdf").write_text("ignored")
+    with pytest.raises(ValueError, match="no .md or .txt files .nor text files without an extension"):
         load_folder(tmp_path / "sub")
+    (tmp_path / "sub" / "LICENSE").write_text("Apache License\nVersion 2.0, January 2004")
+    assert [(d["id"], d["title"]) for d in load_folder(tmp_path / "sub")] == [("license", "LICENSE")]
 
 
 def run_cli(*args):
