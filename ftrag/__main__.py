@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         for rank, h in enumerate(hits, 1):
             preview = " ".join(h.text.split())[:100]
             print(f"  {rank}. [{h.doc_id}] chunk {h.chunk_id}  score {h.score:.3f}  {preview}")
-        from .models import READERS, for_inference, generate, load_generator, prompt_echo
-        from .prompts import OWN_DOCS_SYSTEM, rag_messages
+        from .models import READERS, for_inference, generate, load_generator
+        from .prompts import OWN_DOCS_SYSTEM, prompt_echo, rag_messages
 
         # no worked example: its shop sign-off does not belong in answers about your documents
         messages = rag_messages(question, hits, system=OWN_DOCS_SYSTEM, example=False)

@@ -550,10 +550,11 @@ def rates(table: pd.DataFrame, kind: str | None = None) -> dict:
 
 
 def paired(a: pd.DataFrame, b: pd.DataFrame, name_a: str, name_b: str, column: str = "correct",
-           over: str = "answerable", kind: str | None = None) -> dict:
+           over: str = "answerable", kind: str | None = None, lower_is_better: bool = False) -> dict:
     """Exact McNemar comparison of two systems' score tables on the questions both answered.
 
     The tables are matched by question id, so they must come from the same questions.
+    lower_is_better: the column counts errors (`abstained` over answerable questions), so fewer wins.
     """
     if kind is not None:
         a, b = a[a.kind == kind], b[b.kind == kind]
@@ -562,7 +563,7 @@ def paired(a: pd.DataFrame, b: pd.DataFrame, name_a: str, name_b: str, column: s
         raise ValueError(f"{name_a} and {name_b} were scored on different questions: a paired test "
                          "needs both systems' answers to the same questions.")
     return stats.compare(a[column].astype(bool).tolist(), b.loc[a.index, column].astype(bool).tolist(),
-                         name_a, name_b)
+                         name_a, name_b, lower_is_better)
 
 
 def in_context(question: dict, hits) -> bool | None:

@@ -379,36 +379,3 @@ def generate(messages: list[dict], max_new_tokens: int = 64, model=None, tokeniz
              seed: int = 0) -> Generation:
     """Greedy answer to one conversation, with its prompt-token count and seconds."""
     return generate_many([messages], max_new_tokens, model, tokenizer, batch_size=1, seed=seed)[0]
-
-
-# What a reader writes when it repeats its prompt instead of answering: the RAG prompt's own labels
-# (see ftrag.prompts.context_turn). Seen with the 135M reader on licence texts:
-# "Document 3 [gfdl-1-3]: Document 3 ... Question: ...".
-ECHO_MARKERS = (r"\bDocument \d+ \[[^\]\n]*\]", r"(?m)^\s*Context:", r"\bQuestion:", r"\[doc-id\]")
-
-
-def prompt_echo(text: str, messages: list[dict] | None = None, min_words: int = 8) -> str | None:
-    """The piece of `text` that repeats the prompt's scaffold instead of answering it, or None.
-
-    It looks for the prompt's labels (Document N [id], Context:, Question:) and, given the `messages`,
-    for a run of `min_words` words copied from a system turn. Quoting the retrieved context is no echo:
-    an answer may rightly repeat a sentence of a document.
-
-    >>> prompt_echo("Document 3 [gfdl-1-3]: GNU Free Documentation License ... Question: what is it?")
-    'Document 3 [gfdl-1-3]'
-    >>> prompt_echo("Returns are accepted within 45 days.") is None
-    True
-    """
-    for pattern in ECHO_MARKERS:
-        found = re.search(pattern, text)
-        if found:
-            return found.group(0).strip()
-    words = re.findall(r"\w+", text.lower())
-    runs = {" ".join(words[i:i + min_words]) for i in range(len(words) - min_words + 1)}
-    for m in messages or []:
-        if m.get("role") == "system":
-            own = re.findall(r"\w+", str(m.get("content", "")).lower())
-            for i in range(len(own) - min_words + 1):
-                if " ".join(own[i:i + min_words]) in runs:
-                    return " ".join(own[i:i + min_words])
-    return None

@@ -3,6 +3,8 @@
 The system prompt states the house style, so the base model gets a fair chance to follow it by
 prompting alone; fine-tuning then has to beat that, not a model that was never told.
 """
+import re
+
 from .retrieval import Hit, check_question  # one direction only: retrieval never imports prompts
 
 SYSTEM = (
@@ -71,3 +73,36 @@ OWN_DOCS_SYSTEM = (
     "You are a helpful assistant. Answer in one to three short sentences. Then, on a new line, write "
     "'Source: [doc-id]' naming the document you used, or 'Source: none' if the context does not say."
 )
+
+
+# What a reader writes when it repeats its prompt instead of answering: the RAG prompt's own labels
+# (see ftrag.prompts.context_turn). Seen with the 135M reader on licence texts:
+# "Document 3 [gfdl-1-3]: Document 3 ... Question: ...".
+ECHO_MARKERS = (r"\bDocument \d+ \[[^\]\n]*\]", r"(?m)^\s*Context:", r"\bQuestion:", r"\[doc-id\]")
+
+
+def prompt_echo(text: str, messages: list[dict] | None = None, min_words: int = 8) -> str | None:
+    """The piece of `text` that repeats the prompt's scaffold instead of answering it, or None.
+
+    It looks for the prompt's labels (Document N [id], Context:, Question:) and, given the `messages`,
+    for a run of `min_words` words copied from a system turn. Quoting the retrieved context is no echo:
+    an answer may rightly repeat a sentence of a document.
+
+    >>> prompt_echo("Document 3 [gfdl-1-3]: GNU Free Documentation License ... Question: what is it?")
+    'Document 3 [gfdl-1-3]'
+    >>> prompt_echo("Returns are accepted within 45 days.") is None
+    True
+    """
+    for pattern in ECHO_MARKERS:
+        found = re.search(pattern, text)
+        if found:
+            return found.group(0).strip()
+    words = re.findall(r"\w+", text.lower())
+    runs = {" ".join(words[i:i + min_words]) for i in range(len(words) - min_words + 1)}
+    for m in messages or []:
+        if m.get("role") == "system":
+            own = re.findall(r"\w+", str(m.get("content", "")).lower())
+            for i in range(len(own) - min_words + 1):
+                if " ".join(own[i:i + min_words]) in runs:
+                    return " ".join(own[i:i + min_words])
+    return None

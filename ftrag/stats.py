@@ -65,10 +65,11 @@ def rate(values) -> dict:
     return {"value": p, "low": low, "high": high, "n": len(vals)}
 
 
-def compare(a: list, b: list, name_a: str = "A", name_b: str = "B") -> dict:
+def compare(a: list, b: list, name_a: str = "A", name_b: str = "B", lower_is_better: bool = False) -> dict:
     """Paired comparison of two systems' per-question outcomes (booleans, same questions, same order).
 
     verdict: "<A> beats <B>", "<B> beats <A>" or "no measurable difference between <A> and <B>".
+    lower_is_better: the outcome is an error (a false abstention, say), so fewer True wins.
     """
     if len(a) != len(b):
         raise ValueError(f"Paired comparison needs the same questions: {len(a)} against {len(b)} outcomes.")
@@ -80,7 +81,8 @@ def compare(a: list, b: list, name_a: str = "A", name_b: str = "B") -> dict:
     p = mcnemar(a_only, b_only)
     diff = (sum(a) - sum(b)) / len(a)
     if p < ALPHA:
-        verdict = f"{name_a} beats {name_b}" if diff > 0 else f"{name_b} beats {name_a}"
+        a_wins = (diff < 0) if lower_is_better else (diff > 0)
+        verdict = f"{name_a} beats {name_b}" if a_wins else f"{name_b} beats {name_a}"
     else:
         verdict = f"no measurable difference between {name_a} and {name_b}"
     return {"n": len(a), "a": sum(a) / len(a), "b": sum(b) / len(b), "diff": diff,

@@ -4,7 +4,8 @@ import pytest
 
 from ftrag import models
 from ftrag.__main__ import main
-from ftrag.models import Generation, prompt_echo
+from ftrag.models import Generation
+from ftrag.prompts import prompt_echo
 from ftrag.retrieval import load_folder, skipped_files
 
 DOCS = {"LICENSE": "MIT License\n\nPermission is hereby granted, free of charge, to any person.",

@@ -103,3 +103,10 @@ def test_fisher_against_scipy_and_known_values():
         assert stats.fisher(k1, n1, k2, n2) == pytest.approx(expected)
     with pytest.raises(ValueError, match="Fisher"):
         stats.fisher(3, 2, 1, 4)
+
+
+def test_compare_for_an_error_rate_lets_fewer_errors_win():
+    more_errors = [True] * 20 + [False] * 10
+    fewer = [False] * 30
+    res = stats.compare(more_errors, fewer, "hybrid", "RAG", lower_is_better=True)
+    assert res["verdict"] == "RAG beats hybrid"
