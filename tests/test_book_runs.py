@@ -23,8 +23,15 @@ PREFIX = "application/papermill.record/"
 
 
 def glued(notebook: Path) -> dict:
-    """key -> text/plain of every glue() call in an executed notebook."""
+    """key -> text/plain of every glue() call in an executed notebook (myst-nb moves them from the
+    notebook's outputs to <name>.glue.json beside it)."""
     out = {}
+    side = notebook.with_suffix(".glue.json")
+    if side.exists():
+        for name, o in json.loads(side.read_text(encoding="utf-8")).items():
+            text = o.get("data", {}).get("text/plain")
+            if text is not None:
+                out[name] = "".join(text) if isinstance(text, list) else text
     for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
         for o in cell.get("outputs", []):
             name = o.get("metadata", {}).get("scrapbook", {}).get("name")
