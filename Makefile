@@ -37,28 +37,45 @@ $(STAMP): requirements.txt requirements-qwen.txt pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# ---- Which reader: `make book GENERATOR=qwen2.5-coder-0.5b` builds the whole book with the second
+# reader (a name of ftrag.models.READERS) into its own folder, _build/readers/<name>/_build/html, with
+# its own results, stamps and notebook cache; `make test` always uses the default reader.
+GENERATOR ?=
+ifeq ($(strip $(GENERATOR)),)
+OUT := .
+PREFIX :=
+else
+OUT := _build/readers/$(GENERATOR)
+PREFIX := $(OUT)/
+export FTRAG_GENERATOR := $(GENERATOR)
+export FTRAG_RESULTS := $(CURDIR)/$(OUT)/results
+endif
+LABDIR := $(PREFIX)_build/.labs
+export FTRAG_STAMPS := $(CURDIR)/$(LABDIR)
+
 # ---- Labs: each executes once, under nbval, and that run is the one the book shows ---------------
 # nbval runs a lab's cells in a kernel; tests/nbval_cache.py then stores the executed notebook
 # (outputs, figures, glue data) in the book's jupyter-cache, where `execute_notebooks: cache` finds
 # it by the hash of its code cells. The book build therefore renders the labs without running them.
 # A lab is re-run when its notebook, the package, the data or an earlier lab it reads has changed:
 # each stamp _build/.labs/<lab>.ok holds the id of the run that passed.
-CACHE := _build/.jupyter_cache
+CACHE := $(PREFIX)_build/.jupyter_cache
 LABS := $(sort $(wildcard labs/[0-9][0-9]_*.ipynb))
-STAMPS := $(LABS:labs/%.ipynb=_build/.labs/%.ok)
+STAMPS := $(LABS:labs/%.ipynb=$(LABDIR)/%.ok)
 INPUTS := $(wildcard ftrag/*.py data/*) tests/nbval_cache.py
 # The results files each lab reads (ftrag.evaluate.load_results refuses any other, and any file
 # that the stamped run of its writer did not write), as dependencies on the labs that write them:
 #   02 reads baseline (01) | 03 reads baseline, rag (01, 02) | 04 reads baseline, rag, lora and the
-#   closed-book adapter (01-03) | 05 and 06 read baseline, rag, lora, hybrid, timing (01-04)
-_build/.labs/02_rag.ok: _build/.labs/01_baseline.ok
-_build/.labs/03_lora.ok: _build/.labs/01_baseline.ok _build/.labs/02_rag.ok
-_build/.labs/04_hybrid.ok: _build/.labs/01_baseline.ok _build/.labs/02_rag.ok _build/.labs/03_lora.ok
-_build/.labs/05_cost.ok _build/.labs/06_decision.ok: _build/.labs/01_baseline.ok \
-  _build/.labs/02_rag.ok _build/.labs/03_lora.ok _build/.labs/04_hybrid.ok
+#   closed-book adapter (01-03) | 05, 06 and 08 read baseline, rag, lora, hybrid, timing (01-04)
+L := $(LABDIR)
+$(L)/02_rag.ok: $(L)/01_baseline.ok
+$(L)/03_lora.ok: $(L)/01_baseline.ok $(L)/02_rag.ok
+$(L)/04_hybrid.ok: $(L)/01_baseline.ok $(L)/02_rag.ok $(L)/03_lora.ok
+$(L)/05_cost.ok $(L)/06_decision.ok $(L)/08_readers.ok: $(L)/01_baseline.ok $(L)/02_rag.ok \
+  $(L)/03_lora.ok $(L)/04_hybrid.ok
 NBVAL := $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 -p tests.nbval_cache --nb-cache $(CACHE) -q
 
-_build/.labs/%.ok: labs/%.ipynb $(INPUTS) | $(STAMP)
+$(L)/%.ok: labs/%.ipynb $(INPUTS) | $(STAMP)
 	@mkdir -p $(@D); rm -f $@; run=$$(date +%Y%m%dT%H%M%S)-$$RANDOM; t0=$$(date +%s); \
 	FTRAG_LAB=$* FTRAG_RUN=$$run $(NBVAL) $<; \
 	echo "== lab $*: $$(( $$(date +%s) - t0 )) s"; echo $$run > $@
@@ -67,15 +84,15 @@ labs: setup  ## execute every lab that is out of date, top to bottom, with nbval
 	@$(call timed,labs,$(MAKE) --no-print-directory $(STAMPS))
 
 lab: setup  ## run one lab (and any earlier lab it reads that is out of date): make lab NB=labs/02_rag.ipynb
-	@rm -f $(NB:labs/%.ipynb=_build/.labs/%.ok); $(MAKE) --no-print-directory $(NB:labs/%.ipynb=_build/.labs/%.ok)
+	@rm -f $(NB:labs/%.ipynb=$(L)/%.ok); $(MAKE) --no-print-directory $(NB:labs/%.ipynb=$(L)/%.ok)
 
 # ---- The book ----------------------------------------------------------------------------------
 # Pages are re-read in full (--all) so a re-run lab's new outputs reach every chapter that glues them;
 # that costs about a minute and executes nothing.
-BOOK_LOG := _build/book.log
+BOOK_LOG := $(PREFIX)_build/book.log
 book: labs  ## build the HTML book into _build/html (runs the labs that are out of date first)
-	@$(call timed,book,$(BIN)/jupyter-book build . --all --keep-going 2>&1 | tee $(BOOK_LOG); $(CHECK_NO_EXEC))
-	@echo "Open _build/html/index.html in a browser."
+	@$(call timed,book,$(BIN)/jupyter-book build . --path-output $(OUT) --all --keep-going 2>&1 | tee $(BOOK_LOG); $(CHECK_NO_EXEC))
+	@echo "Open $(PREFIX)_build/html/index.html in a browser."
 
 test: setup unit labs book-strict html-check  ## everything CI runs
 	@echo "== stage times: $$(sed 's/== stage //; s/: /: /' $(FTRAG_STAGE_TIMES) | paste -sd ',' | sed 's/,/, /g')"
@@ -87,8 +104,8 @@ unit: setup
 CHECK_NO_EXEC = ! grep -E "Executing notebook|Executed notebook" $(BOOK_LOG) || \
   { echo "error: the book build executed a notebook; run 'make labs' first" >&2; false; }
 book-strict: labs  ## a clean build that fails on any warning or cell error (labs from the cache)
-	rm -rf _build/html _build/.doctrees _build/jupyter_execute
-	@$(call timed,book-strict,$(BIN)/jupyter-book build . -W -n --keep-going 2>&1 | tee $(BOOK_LOG); $(CHECK_NO_EXEC))
+	rm -rf $(PREFIX)_build/html $(PREFIX)_build/.doctrees $(PREFIX)_build/jupyter_execute
+	@$(call timed,book-strict,$(BIN)/jupyter-book build . --path-output $(OUT) -W -n --keep-going 2>&1 | tee $(BOOK_LOG); $(CHECK_NO_EXEC))
 
 html-check: setup  ## the built pages as a reader sees them, including a headless-Chromium render
 	@$(call timed,html-check,$(BIN)/python -m pytest tests -q -m html || [ $$? -eq 5 ])

@@ -13,6 +13,11 @@ The questions, as small sets of answers:
   results/timing.json) on the assumed production machine; cost uses the cost model (ftrag.cost), which
   prices seconds per query at the serving batch.
 must_show_sources=True says that answers must point to the document they came from.
+reader_params_m, the size of the model you will serve (millions of parameters), is checked against
+labs/08_readers.ipynb (results/readers.json): if the largest measured reader that is not larger than
+yours followed the house format from the prompt as well as the small fine-tune, a required behaviour
+no longer calls for fine-tuning. A larger model is assumed to do at least as well as a measured
+smaller one; a model smaller than every measured reader gets no such credit.
 
 The rules, in the book's position: RAG is the better balance for most cases; fine-tune when a
 consistent behaviour is needed that prompting cannot give and the knowledge is stable; the hybrid when
@@ -28,7 +33,7 @@ Leaves out: data privacy, vendor lock-in and anything else the four questions do
 """
 from dataclasses import dataclass, field
 
-from . import cost
+from . import cost, runs
 
 CHOICES = ("RAG", "fine-tune", "hybrid")
 KNOWLEDGE_CHANGES = ("rarely", "monthly", "weekly", "daily")
@@ -63,6 +68,7 @@ class Evidence:
     notes: dict
     inputs: dict | None = None                      # system name -> cost.SystemInputs
     assumptions: cost.Assumptions = field(default_factory=cost.Assumptions)
+    readers: dict = field(default_factory=dict)     # reader name -> lab 08's measurements (results/readers.json)
 
     def note(self, topic: str) -> str:
         return self.notes.get(topic, f"not measured yet ({topic}): run the labs (make labs) to fill it in")
@@ -96,7 +102,7 @@ def latency_ms(evidence: Evidence) -> dict | None:
 def recommend(knowledge_changes: str, behaviour_change: str, ml_expertise: str,
               latency_budget_ms: float | None = None, cost_sensitivity: str = "medium",
               queries_per_month: float | None = None, must_show_sources: bool = False,
-              evidence: Evidence | None = None) -> Recommendation:
+              reader_params_m: float | None = None, evidence: Evidence | None = None) -> Recommendation:
     """RAG, fine-tune or hybrid for the answers given, with reasons and a next step."""
     _one_of("knowledge_changes", knowledge_changes, KNOWLEDGE_CHANGES)
     _one_of("behaviour_change", behaviour_change, BEHAVIOUR_CHANGE)
@@ -105,6 +111,7 @@ def recommend(knowledge_changes: str, behaviour_change: str, ml_expertise: str,
     _one_of("must_show_sources", must_show_sources, (True, False))
     _number("latency_budget_ms", latency_budget_ms, allow_zero=False)
     _number("queries_per_month", queries_per_month, allow_zero=True)
+    _number("reader_params_m", reader_params_m, allow_zero=False)
     ev = evidence if evidence is not None else load_evidence()
 
     changing = knowledge_changes != "rarely"
@@ -152,11 +159,41 @@ def recommend(knowledge_changes: str, behaviour_change: str, ml_expertise: str,
             reasons.append(Reason("The wanted tone or format can be asked for in the prompt; measure it, "
                                   "and fine-tune (hybrid) only if the prompt falls short.", ev.note("prompt_format")))
 
+    if behaviour_change == "required" and choice in ("fine-tune", "hybrid"):
+        choice = _reader(choice, reasons, ev, reader_params_m)
     can_train = ml_expertise != "none"
     choice = _latency(choice, reasons, ev, latency_budget_ms, knowledge_in_retriever, can_train, behaviour_change)
     choice = _cost(choice, reasons, ev, cost_sensitivity, queries_per_month, knowledge_changes,
                    knowledge_in_retriever, can_train, behaviour_change)
     return Recommendation(choice, reasons, NEXT_STEP[choice])
+
+
+def _reader(choice, reasons, ev, params_m) -> str:
+    """A reader large enough to follow the behaviour from the prompt makes the fine-tune unnecessary."""
+    if params_m is None:
+        return choice
+    if not ev.readers:
+        reasons.append(Reason(f"The reader's size ({params_m:g} M parameters) was not checked: no reader "
+                              "comparison has been measured.", ev.note("readers")))
+        return choice
+    sizes = sorted(ev.readers.items(), key=lambda item: item[1]["params_m"])
+    fitting = [item for item in sizes if item[1]["params_m"] <= params_m * 1.05]  # 5 %: sizes are rounded
+    name, measured = fitting[-1] if fitting else sizes[0]
+    fmt = measured.get("rag", {}).get("house format", {}).get("value")
+    said = (f"lab 08 (results/readers.json): {name} ({measured['params_m']:.0f} M parameters) with RAG followed "
+            f"the house format in {'n/a' if fmt is None else format(fmt, '.2f')} of answers; against the small "
+            f"fine-tune, {measured.get('format_vs_finetuned') or 'not compared'}")
+    if fitting and measured.get("format_reached_by_prompt"):
+        reasons.append(Reason(
+            f"A reader of {params_m:g} M parameters is at least as large as {name}, which followed the required "
+            "format from the prompt as well as the small fine-tune: RAG with that prompt gives the behaviour "
+            "without a training pipeline.", said))
+        return "RAG"
+    reasons.append(Reason(
+        f"A reader of {params_m:g} M parameters: " + ("the measured reader of this size still fell short of the "
+        "fine-tune's format with a prompt alone, so fine-tuning keeps its place." if fitting else
+        "smaller than every measured reader, so no reader comparison applies; fine-tuning keeps its place."), said))
+    return choice
 
 
 def _latency(choice, reasons, ev, budget, knowledge_in_retriever, can_train, behaviour_change) -> str:
@@ -288,4 +325,8 @@ def load_evidence(results_dir=None, assumptions: cost.Assumptions | None = None,
                          f"with its default prices ({cost.format_usd(a.compute_usd_per_hour)} per machine-hour, "
                          f"{cost.format_usd(a.engineer_usd_per_hour)} per engineer-hour, {a.hours_per_retrain:g} h "
                          f"per retraining, {a.hours_per_reindex:g} h per re-index)")
-    return Evidence(notes, inputs, a)
+    try:
+        readers = cost.load("readers", results_dir)
+    except runs.StaleResults:  # lab 08 runs after the labs that ask for advice before it
+        readers = None
+    return Evidence(notes, inputs, a, (readers or {}).get("readers", {}))

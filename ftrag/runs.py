@@ -11,10 +11,12 @@ A lab run by hand in JupyterLab has no FTRAG_LAB, and reads whatever results exi
 >>> check_readable("rag", {"lab": "02_rag", "run": "x"}, reader=None)   # by hand: no check
 """
 import os
+from pathlib import Path
 
 from .paths import ROOT
 
-STAMPS = ROOT / "_build" / ".labs"
+# `make` sets FTRAG_STAMPS (a build with another reader keeps its own stamps)
+STAMPS = Path(os.environ.get("FTRAG_STAMPS") or ROOT / "_build" / ".labs")
 
 
 class StaleResults(RuntimeError):

@@ -152,3 +152,46 @@ def test_load_evidence_reads_latency_from_lab_04s_timing(tmp_path):
     assert "batch size 1" in ev.notes["latency"] and "RAG 2.00 s (1.50-3.00 s, 5 trials)" in ev.notes["latency"]
     assert "add 0.250 s of search" in ev.notes["latency"]
     assert "amortised over a batch of 32" in ev.notes["cost"] and "8 h per retraining" in ev.notes["cost"]
+
+
+# ---- the reader's size (labs/08_readers.ipynb, results/readers.json) ----------------------------
+def _readers(large_reaches_format: bool) -> dict:
+    def entry(params, fmt, reached, verdict):
+        return {"params_m": params, "rag": {"house format": {"value": fmt}}, "format_reached_by_prompt": reached,
+                "format_vs_finetuned": verdict}
+    return {"small": entry(135, 0.78, False, "hybrid (small) beats RAG (small)"),
+            "large": entry(630, 0.97 if large_reaches_format else 0.80, large_reaches_format,
+                           "no measurable difference" if large_reaches_format else "hybrid (small) beats RAG (large)")}
+
+
+def _with_readers(reaches: bool) -> Evidence:
+    return Evidence(NOTES, EV.inputs, EV.assumptions, _readers(reaches))
+
+
+def test_a_reader_that_follows_the_format_by_prompt_makes_the_fine_tune_unnecessary():
+    ev = _with_readers(True)
+    assert rec("weekly", "required", "strong", evidence=ev).choice == "hybrid"  # size not given: as before
+    r = rec("weekly", "required", "strong", evidence=ev, reader_params_m=700)
+    assert r.choice == "RAG"
+    assert any("large (630 M parameters)" in x.evidence and "0.97" in x.evidence for x in r.reasons)
+    assert rec("rarely", "required", "strong", evidence=ev, reader_params_m=630).choice == "RAG"
+
+
+def test_a_small_reader_or_one_that_falls_short_keeps_the_fine_tune():
+    # smaller than the large measured reader: the small one's evidence applies, and it fell short
+    r = rec("weekly", "required", "strong", evidence=_with_readers(True), reader_params_m=300)
+    assert r.choice == "hybrid" and any("small (135 M parameters)" in x.evidence for x in r.reasons)
+    # smaller than every measured reader: no credit
+    r = rec("weekly", "required", "strong", evidence=_with_readers(True), reader_params_m=50)
+    assert r.choice == "hybrid" and any("smaller than every measured reader" in x.text for x in r.reasons)
+    # the large reader measured short of the fine-tune's format
+    assert rec("weekly", "required", "strong", evidence=_with_readers(False), reader_params_m=700).choice == "hybrid"
+
+
+def test_the_reader_size_is_checked_and_reported_when_unmeasured():
+    with pytest.raises(ValueError, match="reader_params_m"):
+        rec(reader_params_m=-1)
+    r = rec("weekly", "required", "strong", reader_params_m=500)  # EV has no reader measurements
+    assert r.choice == "hybrid" and any("was not checked" in x.text for x in r.reasons)
+    # no behaviour needed: the size changes nothing
+    assert rec("weekly", "none", "strong", evidence=_with_readers(True), reader_params_m=700).choice == "RAG"

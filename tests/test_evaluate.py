@@ -110,6 +110,17 @@ def test_results_round_trip(tmp_path, monkeypatch):
         ev.save_results("Bad Name", {})
 
 
+def test_results_record_their_reader(tmp_path, monkeypatch):
+    # lab 08 reuses an earlier lab's rows only when they were measured with the same reader
+    monkeypatch.setattr(ev, "RESULTS", tmp_path)
+    monkeypatch.delenv("FTRAG_GENERATOR", raising=False)
+    ev.save_results("unit_test", {})
+    assert ev.load_results("unit_test")["reader"] == "smollm2-135m"
+    monkeypatch.setenv("FTRAG_GENERATOR", "qwen2.5-coder-0.5b")
+    ev.save_results("unit_test", {})
+    assert ev.load_results("unit_test")["reader"] == "qwen2.5-coder-0.5b"
+
+
 def test_colons_and_negations_do_not_confuse_the_checks():
     assert ev.has_key_facts("We have six basecamps: Boulder and more.", ["six basecamps"])
     assert ev.has_key_facts("Open 9:00 to 18:00.", ["9 am to 6 pm"])   # a 24-hour range reads as am/pm
