@@ -173,7 +173,7 @@ def _reader(choice, reasons, ev, params_m) -> str:
     if params_m is None:
         return choice
     if not ev.readers:
-        reasons.append(Reason(f"The reader's size ({params_m:g} M parameters) was not checked: no reader "
+        reasons.append(Reason(f"The reader's size ({params_m:.0f} M parameters) was not checked: no reader "
                               "comparison has been measured.", ev.note("readers")))
         return choice
     sizes = sorted(ev.readers.items(), key=lambda item: item[1]["params_m"])
@@ -185,12 +185,12 @@ def _reader(choice, reasons, ev, params_m) -> str:
             f"fine-tune, {measured.get('format_vs_finetuned') or 'not compared'}")
     if fitting and measured.get("format_reached_by_prompt"):
         reasons.append(Reason(
-            f"A reader of {params_m:g} M parameters is at least as large as {name}, which followed the required "
+            f"A reader of {params_m:.0f} M parameters is at least as large as {name}, which followed the required "
             "format from the prompt as well as the small fine-tune: RAG with that prompt gives the behaviour "
             "without a training pipeline.", said))
         return "RAG"
     reasons.append(Reason(
-        f"A reader of {params_m:g} M parameters: " + ("the measured reader of this size still fell short of the "
+        f"A reader of {params_m:.0f} M parameters: " + ("the measured reader of this size still fell short of the "
         "fine-tune's format with a prompt alone, so fine-tuning keeps its place." if fitting else
         "smaller than every measured reader, so no reader comparison applies; fine-tuning keeps its place."), said))
     return choice
