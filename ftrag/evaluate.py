@@ -11,7 +11,10 @@ Correctness is one rule, `correct(answer, question)`, which `score` uses for eve
   "45 days" is not in "145 days"; "1-2" = "1 to 2", "six" = "6", "20 degrees F" = "20°F", "9am" = "9 am");
 - a yes/no question (`"yes_no": "yes" | "no"`) must also lead with the right polarity
   (`polarity(answer)`: "Yes", "Sure", "Of course" / "No", "Nope", "Unfortunately, we don't", "You
-  can't"), and a pure yes/no question (no key facts) is wrong when the answer abstains.
+  can't") *and* state the fact that decides it: the book's yes/no questions each carry that fact as
+  a key fact, so a bare "Yes." or "No." is never an answer. A yes/no question that comes without a
+  key fact (a team's own data) needs a supporting statement of at least `MIN_SUPPORT_WORDS` words
+  after the yes or no, which is weaker: `ftrag.compare` warns about such questions.
 
 Metrics (all in 0..1 unless named otherwise):
 - key_fact_accuracy: answerable questions answered correctly by that rule;
@@ -31,8 +34,10 @@ whose polarity only the meaning carries ("It's free to join" for "Does it cost a
 True
 >>> has_key_facts("Express takes 1-2 business days.", [["1 to 2 business days", "1 to 2 days"]])
 True
->>> correct("Nope, the Asheville basecamp is closed on Sundays.", {"key_facts": [], "yes_no": "no"})
+>>> correct("Nope, the Asheville basecamp is closed on Sundays.", {"key_facts": ["closed on Sundays"], "yes_no": "no"})
 True
+>>> correct("No.", {"key_facts": ["closed on Sundays"], "yes_no": "no"})
+False
 >>> cited_ids("Yes. Happy trails!\\nSource: [returns-policy]")
 ['returns-policy']
 """
@@ -280,6 +285,7 @@ def normalise(text: str) -> str:
     t = re.sub(r"(?<![\w.:$])(\d{1,2})(:\d{2})? to (\d{1,2})(:\d{2})? ([ap]m)\b", _carry_meridiem, t)
     # possessives and punctuation
     t = re.sub(r"'s\b", "", t)
+    t = re.sub(r"(?<![a-z])'|'(?![a-z])", " ", t)  # quotes and "15 days'"; keeps "don't"
     t = re.sub(r"[^\w$%.'/:@+ ]", " ", t)
     t = re.sub(r"\.(?!\d)", " ", t)  # keep decimal points, drop full stops
     t = re.sub(r"(?<!\d)\.(?=\d)", " ", t)
@@ -374,16 +380,29 @@ def answerable(question: dict) -> bool:
     return bool(question.get("key_facts")) or yes_no_of(question) is not None
 
 
+MIN_SUPPORT_WORDS = 3
+_LEAD = re.compile(r"^\W*(?:(?:yes|yeah|yep|yup|sure|absolutely|of course|definitely|certainly|indeed|no|nope"
+                   r"|nah|not really|not at all|unfortunately|sadly|sorry|i'm afraid)\b\W*)+", re.I)
+
+
+def supported(answer: str) -> bool:
+    """Does a yes/no answer say more than its yes or no? At least MIN_SUPPORT_WORDS words of body
+    after the leading yes/no words, and no abstention. Used only for yes/no questions without a key
+    fact; the book's questions all have one."""
+    body = split_body(answer)[0] if "\nSource:" in answer else answer
+    rest = _LEAD.sub("", body.strip().replace("\u2019", "'"))
+    return len(re.findall(r"\w+", rest)) >= MIN_SUPPORT_WORDS and not abstained(answer)
+
+
 def correct(answer, question: dict) -> bool:
     """The one scoring rule (see the module docstring). answer: a string or a models.Generation."""
     text = answer if isinstance(answer, str) else answer.text
     if not answerable(question):
         return abstained(text)
     yes_no, facts = yes_no_of(question), question.get("key_facts") or []
-    if yes_no is not None:
-        if polarity(text) != yes_no or (not facts and abstained(text)):
-            return False
-    return has_key_facts(text, facts) if facts else True
+    if yes_no is not None and polarity(text) != yes_no:
+        return False
+    return has_key_facts(text, facts) if facts else supported(text)
 
 
 def cited_ids(answer: str) -> list[str]:

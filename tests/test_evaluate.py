@@ -189,6 +189,11 @@ def test_colons_and_negations_do_not_confuse_the_checks():
     # phone numbers and dates
     ("Call 303-555-0186.", "555-0186"), ("Call (303) 555-0186.", "555-0186"),
     ("It opened on June 14th, 2025.", "June 14, 2025"),
+    # quotes, possessives and punctuation glued to a value
+    ("Give us 15 days' notice.", "15 days"), ("It's the 'Trail Club' plan.", "Trail Club"),
+    ("The \"Ridgeline 2\" costs $389!", "$389"), ("($389)", "$389"), ("Price: $389;", "$389"),
+    ("Only 15 days\u2019 notice.", "15 days"), ("Costs $389\u2014a bargain.", "$389"),
+    ("The Hearth's hood.", "Hearth hood"),
 ])
 def test_normalise_folds_a_class_of_forms(answer, fact):
     assert ev.has_key_facts(answer, [fact]), (ev.normalise(answer), ev.normalise(fact))
@@ -260,6 +265,10 @@ def test_correct_on_yes_no_questions():
     assert not ev.correct("Yes, any time before it ships.", YES_NO)     # the polarity alone is not enough
     assert ev.correct("No, doorbusters are excluded.", PURE_NO)
     assert ev.correct("Sorry, we don't match doorbuster prices.", PURE_NO)
+    for bare in ("No.", "Nope!", "No, never.", "No. Happy trails!\nSource: [price-match]"):
+        assert not ev.correct(bare, PURE_NO), bare                       # a bare polarity is no answer
+    for bare in ("Yes.", "Yes, you can.", "Yes. Happy trails!\nSource: [order-tracking]"):
+        assert not ev.correct(bare, YES_NO), bare
     assert not ev.correct("Yes, we match doorbusters too.", PURE_NO)    # a wrong "yes" with the topic word
     assert not ev.correct("I'm sorry, our knowledge base doesn't cover that.", PURE_NO)  # a refusal is no "no"
     assert ev.answerable(PURE_NO) and not ev.answerable(UNANSWERABLE)
@@ -268,7 +277,7 @@ def test_correct_on_yes_no_questions():
 
 
 def test_score_treats_pure_yes_no_as_answerable():
-    table = ev.score([PURE_NO, UNANSWERABLE], ["No, never. Happy trails!\nSource: [price-match]", "Yes."],
+    table = ev.score([PURE_NO, UNANSWERABLE], ["No, doorbusters are excluded. Happy trails!\nSource: [price-match]", "Yes."],
                      style=STYLE)
     assert table.answerable.tolist() == [True, False]
     assert table.correct.tolist() == [True, False]

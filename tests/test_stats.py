@@ -50,7 +50,8 @@ def test_compare_gives_the_verdict_the_test_supports():
     res = stats.compare(b, a, "RAG", "the hybrid")
     assert res["verdict"] == "the hybrid beats RAG"
     close = stats.compare([True, False, True], [False, True, True], "A", "B")
-    assert close["verdict"] == "no measurable difference between A and B" and close["p"] == 1.0
+    assert close["verdict"] == ("no measurable difference between A and B (too few questions to detect "
+                                "any gap)") and close["p"] == 1.0
 
 
 def test_compare_needs_the_same_questions():
@@ -110,3 +111,70 @@ def test_compare_for_an_error_rate_lets_fewer_errors_win():
     fewer = [False] * 30
     res = stats.compare(more_errors, fewer, "hybrid", "RAG", lower_is_better=True)
     assert res["verdict"] == "RAG beats hybrid"
+
+
+def test_difference_interval_holds_the_difference_and_mirrors():
+    d, low, high = stats.diff_interval(40, 25, 21, 32)
+    assert low < d < high and d == pytest.approx(4 / 118)
+    assert (low, high) == pytest.approx((-0.077, 0.144), abs=2e-3)  # the book's hybrid-vs-RAG case
+    d2, low2, high2 = stats.diff_interval(40, 21, 25, 32)             # B minus A
+    assert (d2, low2, high2) == pytest.approx((-d, -high, -low))
+    wide, narrow = stats.diff_interval(4, 3, 2, 3), stats.diff_interval(400, 300, 200, 300)
+    assert narrow[2] - narrow[1] < wide[2] - wide[1]
+
+
+def test_mcnemar_power_matches_a_simulation():
+    import random
+    rng, n, disc, diff, hits, reps = random.Random(1), 60, 0.3, 0.15, 0, 4000
+    for _ in range(reps):
+        a_only = b_only = 0
+        for _ in range(n):
+            u = rng.random()
+            if u < (disc + diff) / 2:
+                a_only += 1
+            elif u < disc:
+                b_only += 1
+        hits += stats.mcnemar(a_only, b_only) < 0.05
+    assert stats.mcnemar_power(n, disc, diff) == pytest.approx(hits / reps, abs=0.025)
+
+
+def test_detectable_difference_shrinks_with_more_questions():
+    assert stats.detectable(38, 18) > stats.detectable(118, 46) > stats.detectable(300, 117)
+    # the figures: about 0.17 on 118 eval questions, 0.32 on 38, 0.23 on 64
+    assert stats.detectable(118, 46) == pytest.approx(0.17, abs=0.01)
+    assert stats.detectable(38, 18) == pytest.approx(0.32, abs=0.01)
+    # the test can detect what it finds: a detectable gap has at least 80 % power
+    d = stats.detectable(64, 26)
+    assert stats.mcnemar_power(64, max(26 / 64, d), d) >= 0.8 > stats.mcnemar_power(64, 26 / 64, d - 0.01)
+
+
+def test_a_null_verdict_names_the_detectable_difference():
+    res = stats.compare([True, False] * 20, [False, True] * 20, "A", "B")
+    assert "no measurable difference" in res["verdict"] and f"{res['detectable']:.2f}" in res["verdict"]
+
+
+def test_holm_corrects_a_family_and_rewords_its_verdicts():
+    family = [{"p": p, "diff": 0.1, "name_a": "A", "name_b": "B", "lower_is_better": False,
+               "detectable": 0.2} for p in (0.01, 0.04, 0.03)]
+    stats.holm(family)
+    assert [r["p_holm"] for r in family] == pytest.approx([0.03, 0.06, 0.06])
+    assert family[0]["verdict"] == "A beats B" and family[1]["verdict"].startswith("no measurable")
+    assert all(r["family"] == 3 for r in family)
+
+
+def test_noninferiority_uses_the_interval_and_the_margin():
+    res = stats.compare([True] * 30 + [False] * 8, [True] * 29 + [False] * 9, "hybrid", "RAG")
+    assert stats.noninferior(res, 0.2)["holds"] and not stats.noninferior(res, 0.01)["holds"]
+
+
+def test_bootstrap_over_documents_is_wider_when_questions_cluster():
+    a = [True] * 5 + [False] * 5 + [True] * 5 + [False] * 5
+    b = [False] * 20
+    single = stats.bootstrap_diff(a, b, list(range(20)))
+    clustered = stats.bootstrap_diff(a, b, [0] * 5 + [1] * 5 + [2] * 5 + [3] * 5)
+    assert single[0] == clustered[0] == 0.5
+    assert clustered[2] - clustered[1] > single[2] - single[1]
+
+
+def test_p_values_print_without_zeroes():
+    assert stats.fmt_p(0.0001) == "p < 0.001" and stats.fmt_p(0.0421) == "p = 0.042"
