@@ -81,3 +81,25 @@ def updated_documents() -> list[dict]:
     for u in load_updates():
         docs[u["id"]] = {k: v for k, v in u.items() if k != "change"}
     return list(docs.values())
+
+
+def dev_split(train: list[dict] | None = None, every: int = 4) -> tuple[list[dict], list[dict], set]:
+    """(fit, dev, dev_docs): the development split every arm is tuned on (`ftrag.tuning`).
+
+    dev: the answerable training questions about every `every`-th training-side document (sorted by
+    id), so that, like the eval set's held-out documents, a model trained on `fit` never saw them.
+    fit: the training questions that touch none of those documents (the unanswerable ones included).
+    The eval set plays no part in any choice.
+    """
+    train = load_questions("train") if train is None else train
+    documents = sorted({d for q in train for d in q["doc_ids"]})
+    dev_docs = set(documents[::every])
+    dev = [q for q in train if q["doc_ids"] and set(q["doc_ids"]) <= dev_docs]
+    fit = [q for q in train if not set(q["doc_ids"]) & dev_docs]
+    return fit, dev, dev_docs
+
+
+def heldout_doc_ids() -> set:
+    """Documents that only eval questions of kind `heldout` ask about: no training example, distractors
+    included, may show them."""
+    return {d for q in load_questions("eval") if q["kind"] == "heldout" for d in q["doc_ids"]}

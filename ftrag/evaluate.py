@@ -546,12 +546,16 @@ def load_results(name: str) -> dict | None:
 RATE_COLUMNS = {  # metric: (column of the score table, rows it is a rate over)
     "key_fact_accuracy": ("correct", "answerable"), "citation_accuracy": ("citation_ok", "answerable"),
     "format_compliance": ("format_ok", "all"), "persona": ("persona_ok", "all"),
-    "house_terms": ("house_term_ok", "answerable"), "abstention": ("abstained", "unanswerable"),
+    "house_terms": ("house_term_ok", "house_term"), "abstention": ("abstained", "unanswerable"),
     "false_abstention": ("abstained", "answerable"),
 }
 
 
 def _rows(table: pd.DataFrame, over: str) -> pd.DataFrame:
+    """The rows a rate is over: all, answerable, unanswerable, or house_term (answerable questions
+    whose gold answer uses a house term)."""
+    if over == "house_term":
+        return table[table.answerable & table.house_term_ok.notna()]
     return {"all": table, "answerable": table[table.answerable], "unanswerable": table[~table.answerable]}[over]
 
 
@@ -598,3 +602,22 @@ def in_context(question: dict, hits) -> bool | None:
     if question.get("yes_no") and question.get("doc_ids"):
         return any(h.doc_id in question["doc_ids"] for h in hits)
     return None
+
+
+def paired_table(results: dict) -> pd.DataFrame:
+    """The book's table of paired comparisons: label -> a `stats.compare` result (after `stats.holm`
+    over the lab's family). One row each: the two rates, the questions only one got right, the
+    difference with its 95 % interval, p before and after Holm's correction, the smallest difference
+    the test could detect, and the verdict."""
+    return pd.DataFrame({
+        label: {
+            "questions": r["n"], "first": f"{r['a']:.2f}", "second": f"{r['b']:.2f}",
+            "only first right": r["a_only"], "only second right": r["b_only"],
+            "difference [95 % CI]": stats.fmt_diff(r),
+            "p (exact McNemar)": stats.fmt_p(r["p"]).removeprefix("p = "),
+            "p (Holm)": stats.fmt_p(r["p_holm"]).removeprefix("p = "),
+            "detectable difference": f"{r['detectable']:.2f}",
+            "verdict": r["verdict"],
+        }
+        for label, r in results.items()
+    }).T

@@ -68,6 +68,22 @@ def rag_messages(question: str, hits, system: str = SYSTEM, instruction: str = R
     return turns + [context_turn(question, hits, instruction)]
 
 
+# The RAG prompt variants lab 2 tries on the development split, simplest first; `ftrag.tuning`'s rule
+# keeps one, and later labs build RAG from the variant lab 2 saved (`systems.rag_variant`).
+FIRST_INSTRUCTION = (
+    "Answer the question using only the context above. If the context does not contain the "
+    "answer, say that our knowledge base doesn't cover it and write 'Source: none'. "
+    "Otherwise cite the id of the document you used, in square brackets."
+)
+RAG_VARIANTS = {  # name: (chunks in the prompt, instruction, worked example, forced answer prefix)
+    "3 chunks, long instruction": (3, FIRST_INSTRUCTION, False, ""),
+    "1 chunk, long instruction": (1, FIRST_INSTRUCTION, False, ""),
+    "1 chunk, short instruction, worked example": (1, RAG_INSTRUCTION, True, ""),
+    "1 chunk, worked example, answer prefix": (1, RAG_INSTRUCTION, True, "Based on the context,"),
+}
+DEFAULT_RAG_VARIANT = "1 chunk, short instruction, worked example"
+
+
 # For your own documents (python -m ftrag index DIR --ask ...): the same rules without the shop persona.
 OWN_DOCS_SYSTEM = (
     "You are a helpful assistant. Answer in one to three short sentences. Then, on a new line, write "

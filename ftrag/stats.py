@@ -195,14 +195,25 @@ def holm(results) -> None:
     """Holm's step-down correction over one family of `compare` results (a dict or a list), in place:
     each gets p_holm and family, and its significance and verdict follow the corrected p-value."""
     items = list(results.values()) if isinstance(results, dict) else list(results)
-    order = sorted(range(len(items)), key=lambda i: items[i]["p"])
-    running = 0.0
+    for res, adjusted in zip(items, holm_adjust([r["p"] for r in items])):
+        res["p_holm"], res["family"] = adjusted, len(items)
+        res["significant"] = adjusted < ALPHA
+        if "name_a" in res:  # a `compare` result: its verdict follows the corrected p-value
+            res["verdict"] = _verdict(res, adjusted)
+
+
+def holm_adjust(pvalues: list) -> list:
+    """Holm's step-down adjusted p-values, in the order given.
+
+    >>> holm_adjust([0.01, 0.04, 0.03])
+    [0.03, 0.06, 0.06]
+    """
+    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
+    adjusted, running = [0.0] * len(pvalues), 0.0
     for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(items) - rank) * items[i]["p"]))
-        items[i]["p_holm"], items[i]["family"] = running, len(items)
-    for res in items:
-        res["significant"] = res["p_holm"] < ALPHA
-        res["verdict"] = _verdict(res, res["p_holm"])
+        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 def noninferior(res: dict, margin: float) -> dict:

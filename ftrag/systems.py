@@ -1,7 +1,10 @@
-"""The four systems the book compares, as functions from questions to answers (labs/04_hybrid.ipynb).
+"""The systems the book compares, as functions from questions to answers (labs/04_hybrid.ipynb).
 
 - base:   the unchanged generator, closed-book (labs/01_baseline.ipynb)
-- RAG:    the unchanged generator reading retrieved chunks (labs/02_rag.ipynb)
+- RAG:    the unchanged generator reading retrieved chunks (labs/02_rag.ipynb), in the prompt variant
+          lab 2 chose on the development split (`rag_variant`)
+- RAG + template: RAG's answer with the house sign-off and the Source line added by code
+          (`templated`), the baseline any fine-tuned behaviour has to beat
 - LoRA:   a fine-tuned generator, closed-book (labs/03_lora.ipynb)
 - hybrid: a generator fine-tuned to read retrieved chunks (labs/04_hybrid.ipynb)
 Each returns the Generation objects (text, prompt tokens, seconds) in question order, and the RAG
@@ -9,7 +12,11 @@ variants also the ranked document ids they retrieved, ready for `evaluate.score`
 
 >>> answers = closed_book(data.load_questions("eval")[:2])                    # doctest: +SKIP
 """
+import functools
+import re
+
 from . import models, prompts
+from .evaluate import abstained
 
 MAX_NEW_TOKENS = 64
 # The hybrid is trained to follow the house style, so its prompt drops the long instructions.
@@ -34,10 +41,45 @@ def closed_book(questions: list[dict], model=None, tokenizer=None, batch_size: i
 
 def retrieval_augmented(questions: list[dict], retriever, k: int = 3, model=None, tokenizer=None,
                         messages=prompts.rag_messages, batch_size: int = 32,
-                        max_new_tokens: int = MAX_NEW_TOKENS) -> tuple[list, list[list[str]]]:
+                        max_new_tokens: int = MAX_NEW_TOKENS, prefix: str = "") -> tuple[list, list[list[str]]]:
     """(answers, retrieved doc ids) with the k best chunks in the prompt; `messages` builds the prompt
-    (prompts.rag_messages for RAG, hybrid_messages for the hybrid)."""
+    (prompts.rag_messages for RAG, hybrid_messages for the hybrid); prefix: a forced answer start."""
     hits = retriever.search_many([q["question"] for q in questions], k=k)
     convs = [messages(q["question"], h) for q, h in zip(questions, hits)]
-    answers = models.generate_many(convs, max_new_tokens, model, tokenizer, batch_size=batch_size)
+    answers = models.generate_many(convs, max_new_tokens, model, tokenizer, batch_size=batch_size,
+                                   prefix=prefix)
     return answers, [[h.doc_id for h in hs] for hs in hits]
+
+
+def rag_variant(name: str) -> dict:
+    """The keyword arguments of `retrieval_augmented` for one of prompts.RAG_VARIANTS:
+    `retrieval_augmented(qs, retriever, **rag_variant(name))`."""
+    if name not in prompts.RAG_VARIANTS:
+        raise ValueError(f"unknown RAG variant {name!r}; the variants are {list(prompts.RAG_VARIANTS)}")
+    k, instruction, example, prefix = prompts.RAG_VARIANTS[name]
+    return {"k": k, "prefix": prefix,
+            "messages": functools.partial(prompts.rag_messages, instruction=instruction, example=example)}
+
+
+def templated(answer: str, retrieved: list[str], signoff: str, max_words: int = 50) -> str:
+    r"""RAG + template: the house format added by code, not learned.
+
+    The answer's body (its lines joined, any Source line and sign-off removed), cut after the last
+    sentence that fits in max_words, then the sign-off and a Source line naming the first retrieved
+    document (`Source: none` when the body declines). It cannot change the body's words: tone and
+    house vocabulary stay as the reader wrote them.
+
+    >>> print(templated("The Glowpoint runs 6 hours.\nHappy trails!\nSource: [x]", ["lantern"], "Happy trails!"))
+    The Glowpoint runs 6 hours. Happy trails!
+    Source: [lantern]
+    """
+    body = re.sub(r"Source:\s*(?:none|\[[^\]\n]*\](?:,\s*\[[^\]\n]*\])*)", " ", answer, flags=re.I)
+    body = " ".join(body.replace(signoff, " ").split())
+    words = body.split()
+    if len(words) > max_words:
+        cut = " ".join(words[:max_words])
+        end = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "), cut.rfind("."))
+        body = cut[:end + 1] if end > 0 else cut
+    body = body.strip() or "I'm sorry, I can't answer that."
+    source = "none" if abstained(body) or not retrieved else f"[{retrieved[0]}]"
+    return f"{body} {signoff}\nSource: {source}"
