@@ -15,9 +15,17 @@ The questions, as small sets of answers:
 must_show_sources=True says that answers must point to the document they came from.
 reader_params_m, the size of the model you will serve (millions of parameters), is checked against
 labs/08_readers.ipynb (results/readers.json): if the largest measured reader that is not larger than
-yours followed the house format from the prompt as well as the small fine-tune, a required behaviour
-no longer calls for fine-tuning. A larger model is assumed to do at least as well as a measured
-smaller one; a model smaller than every measured reader gets no such credit.
+yours, with RAG and its prompt alone, was shown non-inferior to the small fine-tune on the house format
+(at most a margin worse, the margin declared in the lab before the test), a required behaviour no
+longer calls for fine-tuning. A test that finds no measurable difference is not such evidence: it
+cannot tell equality from a gap smaller than the test could detect. A larger model is assumed to do
+at least as well as a measured smaller one; a model smaller than every measured reader gets no such
+credit.
+What code can add (labs/04_hybrid.ipynb, results/comparison.json): a template on RAG's answers adds
+the house format (the sign-off and the Source line) with no training; fine-tuning is for behaviour
+code cannot add (house vocabulary, tone), and is needed for it where its paired test beats the
+template. The reasons for a required or helpful behaviour cite that comparison (evidence topic
+"template").
 
 The rules, in the book's position: RAG is the better balance for most cases; fine-tune when a
 consistent behaviour is needed that prompting cannot give and the knowledge is stable; the hybrid when
@@ -33,7 +41,7 @@ Leaves out: data privacy, vendor lock-in and anything else the four questions do
 """
 from dataclasses import dataclass, field
 
-from . import cost, runs
+from . import cost, runs, stats
 
 CHOICES = ("RAG", "fine-tune", "hybrid")
 KNOWLEDGE_CHANGES = ("rarely", "monthly", "weekly", "daily")
@@ -159,6 +167,8 @@ def recommend(knowledge_changes: str, behaviour_change: str, ml_expertise: str,
             reasons.append(Reason("The wanted tone or format can be asked for in the prompt; measure it, "
                                   "and fine-tune (hybrid) only if the prompt falls short.", ev.note("prompt_format")))
 
+    if behaviour_change != "none":
+        reasons.append(_template_reason(choice, behaviour_change, ev))
     if behaviour_change == "required" and choice in ("fine-tune", "hybrid"):
         choice = _reader(choice, reasons, ev, reader_params_m)
     can_train = ml_expertise != "none"
@@ -168,8 +178,28 @@ def recommend(knowledge_changes: str, behaviour_change: str, ml_expertise: str,
     return Recommendation(choice, reasons, NEXT_STEP[choice])
 
 
+def _template_reason(choice, behaviour_change, ev) -> Reason:
+    """What a code template on RAG's answers gives (the house format), and what it cannot (vocabulary,
+    tone): the part of a behaviour that fine-tuning is for."""
+    if choice in ("fine-tune", "hybrid"):
+        text = ("If the required behaviour is only the house format (the sign-off and the Source line), a "
+                "code template on RAG's answers adds it with no training, and RAG is enough; fine-tuning is "
+                "for what code cannot add (house vocabulary, tone), and is needed for it only where its "
+                "paired test beats the template.")
+    elif behaviour_change == "required":
+        text = ("Until then, a code template on RAG's answers adds the house format (the sign-off and the "
+                "Source line) to every answer; what code cannot add (house vocabulary, tone) waits for the "
+                "fine-tune, which has to beat the template on it.")
+    else:
+        text = ("A code template on RAG's answers adds the house format (the sign-off and the Source line) "
+                "without training; fine-tune only for what code cannot add (house vocabulary, tone), and only "
+                "if the fine-tune's paired test beats the template on it.")
+    return Reason(text, ev.note("template"))
+
+
 def _reader(choice, reasons, ev, params_m) -> str:
-    """A reader large enough to follow the behaviour from the prompt makes the fine-tune unnecessary."""
+    """A reader large enough to follow the format from the prompt as well as the fine-tune, shown by a
+    non-inferiority test with a declared margin (never by a null test), makes the fine-tune unnecessary."""
     if params_m is None:
         return choice
     if not ev.readers:
@@ -180,18 +210,25 @@ def _reader(choice, reasons, ev, params_m) -> str:
     fitting = [item for item in sizes if item[1]["params_m"] <= params_m * 1.05]  # 5 %: sizes are rounded
     name, measured = fitting[-1] if fitting else sizes[0]
     fmt = measured.get("rag", {}).get("house format", {}).get("value")
+    ni = measured.get("format_noninferior") or {}
+    reached = ni.get("holds") is True and ni.get("margin") is not None
     said = (f"lab 08 (results/readers.json): {name} ({measured['params_m']:.0f} M parameters) with RAG followed "
             f"the house format in {'n/a' if fmt is None else format(fmt, '.2f')} of answers; against the small "
-            f"fine-tune, {measured.get('format_vs_finetuned') or 'not compared'}")
-    if fitting and measured.get("format_reached_by_prompt"):
+            f"fine-tune, {measured.get('format_vs_finetuned') or 'not compared'}; non-inferiority "
+            + (f"at a margin of {ni['margin']:.2f}: {ni.get('verdict', 'holds' if reached else 'does not hold')}"
+               if ni.get("margin") is not None else "not tested at a declared margin"))
+    if fitting and reached:
         reasons.append(Reason(
-            f"A reader of {params_m:.0f} M parameters is at least as large as {name}, which followed the required "
-            "format from the prompt as well as the small fine-tune: RAG with that prompt gives the behaviour "
-            "without a training pipeline.", said))
+            f"A reader of {params_m:.0f} M parameters is at least as large as {name}, which with the prompt alone "
+            f"was at most {ni['margin']:.2f} worse than the small fine-tune on the required format (a margin "
+            "declared before the test): RAG with that prompt gives the format without a training pipeline.",
+            said))
         return "RAG"
     reasons.append(Reason(
-        f"A reader of {params_m:.0f} M parameters: " + ("the measured reader of this size still fell short of the "
-        "fine-tune's format with a prompt alone, so fine-tuning keeps its place." if fitting else
+        f"A reader of {params_m:.0f} M parameters: " + ("the measured reader of this size was not shown to "
+        "follow the format with a prompt alone as well as the fine-tune (no non-inferiority at a declared "
+        "margin; a test that finds no difference is not equality), so fine-tuning keeps its place."
+        if fitting else
         "smaller than every measured reader, so no reader comparison applies; fine-tuning keeps its place."), said))
     return choice
 
@@ -256,7 +293,9 @@ NEXT_STEP = {
 
 
 # Evidence sentences: topic -> (the results file it needs, the sentence, placeholder -> (file, key path, format)).
-# A placeholder whose number is missing prints as "n/a"; a topic whose file is missing is left out.
+# A format is a number format (".2f"), or "s" (a string, e.g. a verdict), "p" (a p-value, stats.fmt_p) or
+# "diff" (a paired comparison's difference with its 95 % interval, stats.fmt_diff). A placeholder whose value
+# is missing prints as "n/a"; a topic whose file is missing is left out.
 EVIDENCE = {
     "update": ("rag", "lab 02 (results/rag.json): re-indexing the update took {s} s and RAG then answered {acc} "
                       "of the update questions",
@@ -279,21 +318,52 @@ EVIDENCE = {
                          "update questions {acc} after re-indexing alone",
                {"facts": ("hybrid", "summary.key_fact_accuracy", ".2f"),
                 "fmt": ("hybrid", "summary.format_compliance", ".2f"), "acc": ("hybrid", "update_accuracy", ".2f")}),
+    "template": ("comparison", "lab 04 (results/comparison.json): a code template on RAG's answers (the sign-off "
+                               "and the Source line added by code) followed the house format in {tpl} of answers, "
+                               "RAG alone in {rag}; hybrid vs RAG + template, house format: {fmt_v} (difference "
+                               "{fmt_d}, {fmt_p} after Holm); house terms, which code cannot add: {terms_v} "
+                               "(difference {terms_d}, {terms_p} after Holm)",
+                 {"tpl": ("comparison", "summary.RAG + template.house format.value", ".2f"),
+                  "rag": ("comparison", "summary.RAG.house format.value", ".2f"),
+                  "fmt_v": ("comparison", "paired.hybrid_template_format.verdict", "s"),
+                  "fmt_d": ("comparison", "paired.hybrid_template_format", "diff"),
+                  "fmt_p": ("comparison", "paired.hybrid_template_format.p_holm", "p"),
+                  "terms_v": ("comparison", "paired.hybrid_template_terms.verdict", "s"),
+                  "terms_d": ("comparison", "paired.hybrid_template_terms", "diff"),
+                  "terms_p": ("comparison", "paired.hybrid_template_terms.p_holm", "p")}),
 }
+
+
+def _field(payload: dict | None, path: str, spec: str) -> str | None:
+    """One placeholder of an evidence sentence, formatted, or None when the results file lacks it."""
+    if spec == "s" or spec == "diff":
+        node = payload
+        for key in path.split("."):
+            if not isinstance(node, dict) or key not in node:
+                return None
+            node = node[key]
+        if spec == "s":
+            return node if isinstance(node, str) else None
+        ok = isinstance(node, dict) and all(isinstance(node.get(k), (int, float)) for k in ("diff", "diff_low",
+                                                                                            "diff_high"))
+        return stats.fmt_diff(node) if ok else None
+    number = cost.lookup(payload, path)
+    if number is None:
+        return None
+    return stats.fmt_p(number) if spec == "p" else format(number, spec)
 
 
 def load_evidence(results_dir=None, assumptions: cost.Assumptions | None = None, fallback=None) -> Evidence:
     """Evidence from results/*.json; a topic whose lab has not run says so. `fallback` (e.g.
     cost.quick_measure) fills missing latency and cost inputs, as in cost.measured_inputs."""
     a = assumptions or cost.Assumptions()
-    files = {name: cost.load(name, results_dir) for name in ("baseline", "rag", "lora", "hybrid")}
+    files = {name: cost.load(name, results_dir) for name in ("baseline", "rag", "lora", "hybrid", "comparison")}
     notes = {}
     for topic, (needs, sentence, fields) in EVIDENCE.items():
         if files[needs] is None:
             continue
-        numbers = {name: cost.lookup(files[file], path) for name, (file, path, _) in fields.items()}
-        notes[topic] = sentence.format(**{name: "n/a" if numbers[name] is None else format(numbers[name], spec)
-                                          for name, (_, _, spec) in fields.items()})
+        values = {name: _field(files[file], path, spec) for name, (file, path, spec) in fields.items()}
+        notes[topic] = sentence.format(**{name: "n/a" if v is None else v for name, v in values.items()})
     try:
         inputs = cost.measured_inputs(results_dir, fallback=fallback)
     except FileNotFoundError:

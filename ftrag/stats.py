@@ -137,6 +137,17 @@ def detectable(n: int, n_disc: int, power: float = POWER, alpha: float = ALPHA) 
     return high / 200
 
 
+def detectable_unpaired(n1: int, n2: int, rate: float, power: float = POWER) -> float:
+    """The smallest difference between two rates measured on different questions (n1 and n2 of them)
+    that a two-sided test at the 5 % level finds with this power, near the pooled `rate` (normal
+    approximation; Fisher's exact test needs slightly more)."""
+    if min(n1, n2) <= 0 or not 0 <= rate <= 1:
+        raise ValueError(f"need n1, n2 > 0 and 0 <= rate <= 1, got {n1}, {n2}, {rate}")
+    z_power = {0.8: 0.8416212335729143, 0.9: 1.2815515655446004}[power]
+    spread = math.sqrt(max(rate * (1 - rate), 0.25 / max(n1, n2)) * (1 / n1 + 1 / n2))
+    return min(1.0, (Z + z_power) * spread)
+
+
 def diff_interval(both: int, a_only: int, b_only: int, neither: int, z: float = Z) -> tuple[float, float, float]:
     """(difference, low, high) of two paired rates, A minus B: Newcombe's score interval (1998, method
     10), built from the two Wilson intervals and the correlation of the paired outcomes."""

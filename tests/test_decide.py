@@ -155,17 +155,30 @@ def test_load_evidence_reads_latency_from_lab_04s_timing(tmp_path):
 
 
 # ---- the reader's size (labs/08_readers.ipynb, results/readers.json) ----------------------------
-def _readers(large_reaches_format: bool) -> dict:
-    def entry(params, fmt, reached, verdict):
-        return {"params_m": params, "rag": {"house format": {"value": fmt}}, "format_reached_by_prompt": reached,
-                "format_vs_finetuned": verdict}
-    return {"small": entry(135, 0.78, False, "hybrid (small) beats RAG (small)"),
-            "large": entry(630, 0.97 if large_reaches_format else 0.80, large_reaches_format,
-                           "no measurable difference" if large_reaches_format else "hybrid (small) beats RAG (large)")}
+NULL = "no measurable difference between RAG (large) and hybrid (small) (the test would detect a gap of about 0.17)"
 
 
-def _with_readers(reaches: bool) -> Evidence:
-    return Evidence(NOTES, EV.inputs, EV.assumptions, _readers(reaches))
+def _readers(large_reaches_format: bool, null_only: bool = False) -> dict:
+    """Hand-made lab 08 evidence. large_reaches_format: the large reader's RAG passed a non-inferiority test
+    at a declared margin. null_only: the paired test found no difference, and no margin was tested."""
+    def entry(params, fmt, verdict, ni):
+        return {"params_m": params, "rag": {"house format": {"value": fmt}}, "format_vs_finetuned": verdict,
+                "format_reached_by_prompt": bool(ni and ni["holds"]), "format_noninferior": ni}
+    small = entry(135, 0.78, "hybrid (small) beats RAG (small)",
+                  {"margin": 0.05, "holds": False, "verdict": "RAG (small) may be more than 0.05 worse than hybrid"})
+    if null_only:
+        large = entry(630, 0.95, NULL, None)
+    elif large_reaches_format:
+        large = entry(630, 0.97, NULL, {"margin": 0.05, "holds": True,
+                                        "verdict": "RAG (large) is at most 0.05 worse than hybrid (small)"})
+    else:
+        large = entry(630, 0.80, "hybrid (small) beats RAG (large)",
+                      {"margin": 0.05, "holds": False, "verdict": "RAG (large) may be more than 0.05 worse"})
+    return {"small": small, "large": large}
+
+
+def _with_readers(reaches: bool, null_only: bool = False) -> Evidence:
+    return Evidence(NOTES, EV.inputs, EV.assumptions, _readers(reaches, null_only))
 
 
 def test_a_reader_that_follows_the_format_by_prompt_makes_the_fine_tune_unnecessary():
@@ -174,7 +187,28 @@ def test_a_reader_that_follows_the_format_by_prompt_makes_the_fine_tune_unnecess
     r = rec("weekly", "required", "strong", evidence=ev, reader_params_m=700)
     assert r.choice == "RAG"
     assert any("large (630 M parameters)" in x.evidence and "0.97" in x.evidence for x in r.reasons)
+    assert any("at most 0.05 worse" in x.text and "margin of 0.05" in x.evidence for x in r.reasons)
     assert rec("rarely", "required", "strong", evidence=ev, reader_params_m=630).choice == "RAG"
+
+
+def test_a_null_format_comparison_is_not_taken_for_equality():
+    # the paired test found no difference, but no margin was tested: the fine-tune keeps its place
+    ev = _with_readers(False, null_only=True)
+    r = rec("weekly", "required", "strong", evidence=ev, reader_params_m=700)
+    assert r.choice == "hybrid"
+    assert not any("as well as" in x.text and "which" in x.text for x in r.reasons)
+    said = next(x for x in r.reasons if "reader of 700 M" in x.text)
+    assert "not shown" in said.text and "not equality" in said.text
+    assert "not tested at a declared margin" in said.evidence and NULL in said.evidence
+    # an old readers.json that set format_reached_by_prompt from a null test, without a margin, is no evidence
+    old = _readers(False, null_only=True)
+    old["large"]["format_reached_by_prompt"] = True
+    r = rec("weekly", "required", "strong", evidence=Evidence(NOTES, EV.inputs, EV.assumptions, old),
+            reader_params_m=700)
+    assert r.choice == "hybrid"
+    # a non-inferiority test that failed is no evidence either
+    r = rec("weekly", "required", "strong", evidence=_with_readers(False), reader_params_m=700)
+    assert r.choice == "hybrid" and any("may be more than 0.05 worse" in x.evidence for x in r.reasons)
 
 
 def test_a_small_reader_or_one_that_falls_short_keeps_the_fine_tune():
@@ -195,3 +229,40 @@ def test_the_reader_size_is_checked_and_reported_when_unmeasured():
     assert r.choice == "hybrid" and any("was not checked" in x.text for x in r.reasons)
     # no behaviour needed: the size changes nothing
     assert rec("weekly", "none", "strong", evidence=_with_readers(True), reader_params_m=700).choice == "RAG"
+
+
+# ---- what a code template adds (labs/04_hybrid.ipynb, results/comparison.json) ---------------------
+def _compared(verdict, diff, low, high, p):
+    return {"verdict": verdict, "diff": diff, "diff_low": low, "diff_high": high, "p": p, "p_holm": p,
+            "detectable": 0.17}
+
+
+def test_the_template_note_quotes_lab_04s_comparison(tmp_path):
+    (tmp_path / "comparison.json").write_text(json.dumps({
+        "summary": {"RAG": {"house format": {"value": 0.31}}, "RAG + template": {"house format": {"value": 0.98}}},
+        "paired": {"hybrid_template_format": _compared("no measurable difference between hybrid and RAG + template "
+                                                       "(the test would detect a gap of about 0.09)",
+                                                       -0.02, -0.06, 0.03, 0.62),
+                   "hybrid_template_terms": _compared("hybrid beats RAG + template", 0.21, 0.08, 0.33, 0.0004)}}))
+    ev = load_evidence(tmp_path)
+    note = ev.notes["template"]
+    assert note.startswith("lab 04 (results/comparison.json)") and "0.98" in note and "0.31" in note
+    assert "house format: no measurable difference" in note and "-0.02 [-0.06, +0.03]" in note
+    assert "p = 0.620 after Holm" in note
+    assert "house terms, which code cannot add: hybrid beats RAG + template" in note and "p < 0.001" in note
+    # a comparison.json without the paired tests: the numbers it lacks print as n/a
+    (tmp_path / "comparison.json").write_text(json.dumps({"summary": {}}))
+    assert "n/a" in load_evidence(tmp_path).notes["template"]
+
+
+@pytest.mark.parametrize("knowledge,expertise", [("rarely", "strong"), ("weekly", "strong"), ("weekly", "none"),
+                                                 ("daily", "some")])
+def test_required_and_helpful_behaviour_cite_what_the_template_gives(knowledge, expertise):
+    ev = Evidence({**NOTES, "template": "lab 04: template format 0.98"}, EV.inputs, EV.assumptions)
+    for behaviour in ("required", "helpful"):
+        r = rec(knowledge, behaviour, expertise, evidence=ev)
+        tpl = [x for x in r.reasons if x.evidence == "lab 04: template format 0.98"]
+        assert len(tpl) == 1 and "code template" in tpl[0].text and "house vocabulary" in tpl[0].text
+    assert not any("template" in x.evidence for x in rec(knowledge, "none", expertise, evidence=ev).reasons)
+    # the template changes no choice by itself: the behaviour asked for may be vocabulary or tone
+    assert rec(knowledge, "required", expertise, evidence=ev).choice == rec(knowledge, "required", expertise).choice

@@ -178,3 +178,9 @@ def test_bootstrap_over_documents_is_wider_when_questions_cluster():
 
 def test_p_values_print_without_zeroes():
     assert stats.fmt_p(0.0001) == "p < 0.001" and stats.fmt_p(0.0421) == "p = 0.042"
+
+
+def test_unpaired_detectable_difference_matches_the_textbook_formula():
+    # two groups of 100 at a rate of 0.5: (1.96 + 0.84) * sqrt(0.25 * 2 / 100) = 0.198
+    assert stats.detectable_unpaired(100, 100, 0.5) == pytest.approx(0.198, abs=1e-3)
+    assert stats.detectable_unpaired(118, 64, 0.4) > stats.detectable_unpaired(1000, 1000, 0.4)
