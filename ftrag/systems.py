@@ -16,7 +16,7 @@ import functools
 import re
 
 from . import models, prompts
-from .evaluate import abstained
+from . import evaluate
 
 MAX_NEW_TOKENS = 64
 # The hybrid is trained to follow the house style, so its prompt drops the long instructions.
@@ -81,5 +81,29 @@ def templated(answer: str, retrieved: list[str], signoff: str, max_words: int = 
         end = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "), cut.rfind("."))
         body = cut[:end + 1] if end > 0 else cut
     body = body.strip() or "I'm sorry, I can't answer that."
-    source = "none" if abstained(body) or not retrieved else f"[{retrieved[0]}]"
+    source = "none" if evaluate.abstained(body) or not retrieved else f"[{retrieved[0]}]"
     return f"{body} {signoff}\nSource: {source}"
+
+
+TEMPLATE = "RAG + template"
+
+
+def with_template(rag_rows, questions: list[dict], retriever, k: int, signoff: str,
+                  retrieved: list[list[str]] | None = None):
+    """The score table of RAG + template: RAG's saved answers (a score table with `id`, `answer` and
+    the cost columns) through `templated`, scored with `evaluate.score`. The source is the first
+    retrieved document: `retrieved` as RAG got it, or found again with the same retriever and k
+    (rows read back from results/ keep no ranking). The cost columns stay RAG's: the reader did that
+    work, and the template adds only string operations."""
+    if retrieved is None:
+        hits = retriever.search_many([q["question"] for q in questions], k=k)
+        retrieved = [[h.doc_id for h in hs] for hs in hits]
+    by_id = rag_rows.set_index("id")
+    missing = [q["id"] for q in questions if q["id"] not in by_id.index]
+    if missing:
+        raise ValueError(f"RAG has no answer to {missing[:5]}: score RAG on the same questions first.")
+    answers = [templated(by_id.answer[q["id"]], ids, signoff) for q, ids in zip(questions, retrieved)]
+    table = evaluate.score(questions, answers, retrieved, system=TEMPLATE, k=k)
+    for col in ["prompt_tokens", "new_tokens", "seconds"]:
+        table[col] = by_id.loc[table.id, col].to_numpy()
+    return table

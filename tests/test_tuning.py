@@ -53,3 +53,16 @@ def test_template_adds_the_house_format_and_keeps_the_facts(answer):
 def test_template_cites_none_when_the_answer_declines():
     out = systems.templated("I'm sorry, our knowledge base doesn't cover that.", ["x"], "Happy trails!")
     assert out.endswith("Source: none") and evaluate.format_ok(out)
+
+
+def test_with_template_scores_rag_answers_in_the_house_format():
+    qs = [{"id": "q1", "kind": "unseen", "question": "How much is the Ridgeline 2?", "key_facts": ["$389"],
+           "yes_no": None, "doc_ids": ["tent-ridgeline-2"], "response": "It costs $389. Happy trails!"}]
+    rag_rows = pd.DataFrame([{"id": "q1", "answer": "It costs $389.", "prompt_tokens": 400,
+                              "new_tokens": 9, "seconds": 0.5}])
+    table = systems.with_template(rag_rows, qs, None, 1, "Happy trails!", [["tent-ridgeline-2"]])
+    row = table.iloc[0]
+    assert row.correct and row.format_ok and row.citation_ok and row.system == systems.TEMPLATE
+    assert row.prompt_tokens == 400  # the reader's work is RAG's
+    with pytest.raises(ValueError, match="no answer"):
+        systems.with_template(rag_rows.assign(id="q2"), qs, None, 1, "Happy trails!", [["x"]])
