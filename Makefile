@@ -60,7 +60,7 @@ export FTRAG_STAMPS := $(CURDIR)/$(LABDIR)
 # A lab is re-run when its notebook, the package, the data or an earlier lab it reads has changed:
 # each stamp _build/.labs/<lab>.ok holds the id of the run that passed.
 CACHE := $(PREFIX)_build/.jupyter_cache
-LABS := $(sort $(wildcard labs/[0-9][0-9]_*.ipynb))
+LABS := $(sort $(wildcard labs/[0-9][0-9]*_*.ipynb))
 STAMPS := $(LABS:labs/%.ipynb=$(LABDIR)/%.ok)
 # The hand labels of the ruler's audit are read by lab 00 alone (ftrag/audit.py), so adding labels
 # re-runs lab 00, not every lab.
@@ -68,15 +68,18 @@ AUDIT := data/ruler_audit.jsonl
 INPUTS := $(filter-out $(AUDIT),$(wildcard ftrag/*.py data/*)) tests/nbval_cache.py
 # The results files each lab reads (ftrag.evaluate.load_results refuses any other, and any file
 # that the stamped run of its writer did not write), as dependencies on the labs that write them:
-#   02 reads baseline (01) | 03 reads baseline, rag (01, 02) | 04 reads baseline, rag, lora and the
+#   02 reads baseline (01) | 03 reads baseline, rag (01, 02) | 03b reads rag (02) | 04 reads baseline, rag, lora and the
 #   closed-book adapter (01-03) | 05, 06 and 08 read baseline, rag, lora, hybrid, timing (01-04)
+#   | 05 also reads knowledge (03b)
 L := $(LABDIR)
 $(L)/00_setup.ok: $(AUDIT)
 $(L)/02_rag.ok: $(L)/01_baseline.ok
 $(L)/03_lora.ok: $(L)/01_baseline.ok $(L)/02_rag.ok
+$(L)/03b_knowledge.ok: $(L)/02_rag.ok
 $(L)/04_hybrid.ok: $(L)/01_baseline.ok $(L)/02_rag.ok $(L)/03_lora.ok
 $(L)/05_cost.ok $(L)/06_decision.ok $(L)/08_readers.ok: $(L)/01_baseline.ok $(L)/02_rag.ok \
   $(L)/03_lora.ok $(L)/04_hybrid.ok
+$(L)/05_cost.ok: $(L)/03b_knowledge.ok
 NBVAL := $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 -p tests.nbval_cache --nb-cache $(CACHE) -q
 
 $(L)/%.ok: labs/%.ipynb $(INPUTS) | $(STAMP)

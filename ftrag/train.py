@@ -12,7 +12,8 @@ is the sum of its answer-token losses divided by the answer tokens of the whole 
 the gradient is the one a single process computes on that batch, whatever the number of
 processes or micro-batches. Only the main process shows progress and saves.
 Leaves out: multi-machine set-up (that is `accelerate config`), checkpoints to resume from,
-learning-rate schedules, evaluation during training.
+learning-rate schedules, evaluation during training, and ftrag.lora.train's bfloat16 autocast: this
+command trains in float32, the reference its processes are compared on.
 
 >>> main(["--data", "train.jsonl", "--out", "results/adapters/mine", "--steps", "4"])  # doctest: +SKIP
 """

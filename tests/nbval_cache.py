@@ -28,6 +28,7 @@ class _Run:
 
     def __init__(self, nb):
         self.nb, self.passed, self.failed, self.seconds, self.count = nb, 0, 0, 0.0, 0
+        self.cell_seconds: list[float] = []  # per code cell, to see where a lab's time goes
 
 
 _runs: dict[str, _Run] = {}
@@ -42,6 +43,7 @@ def pytest_runtest_call(item):
     outcome = yield
     run = _runs.setdefault(item.parent.nodeid, _Run(item.parent.nb))
     run.seconds += time.perf_counter() - t0
+    run.cell_seconds.append(round(time.perf_counter() - t0, 1))
     run.count += 1
     # nbval keeps the cell's outputs in test_outputs; the cell object is the notebook's own.
     item.cell.outputs = [_as_output(o, run.count) for o in (item.test_outputs or [])]
@@ -89,5 +91,7 @@ def pytest_sessionfinish(session, exitstatus):
         record = cache.cache_notebook_bundle(
             CacheBundleIn(run.nb, str(path), data={"execution_seconds": run.seconds}),
             check_validity=False, overwrite=True)
-        print(f"\nnbval_cache: {nodeid} executed in {run.seconds:.0f} s, cached as record {record.pk}")
+        slowest = sorted(enumerate(run.cell_seconds, 1), key=lambda c: -c[1])[:5]
+        print(f"\nnbval_cache: {nodeid} executed in {run.seconds:.0f} s, cached as record {record.pk}; "
+              "slowest code cells: " + ", ".join(f"#{i} {s:.0f} s" for i, s in slowest))
 

@@ -49,7 +49,7 @@ def text_of(html_file: Path) -> str:
 
 
 def executed_labs() -> list[Path]:
-    return sorted(EXECUTED.glob("[0-9][0-9]_*.ipynb"))
+    return sorted(EXECUTED.glob("[0-9][0-9]*_*.ipynb"))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -60,7 +60,7 @@ def built():
 
 @pytest.mark.parametrize("notebook", executed_labs(), ids=lambda p: p.stem)
 def test_a_lab_page_prints_the_run_time_it_glues(notebook):
-    number = notebook.stem[:2]
+    number = notebook.stem.split("_")[0]
     values = glued(notebook)
     assert f"lab{number}_seconds" in values, f"{notebook.stem} glues no lab{number}_seconds"
     seconds = format_plain_text(values[f"lab{number}_seconds"], ".0f")

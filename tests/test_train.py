@@ -143,7 +143,7 @@ def test_command_trains_as_lora_train_does_also_with_gradient_accumulation(data_
     _, tok = models.load_generator()
     steps = 2  # two steps show the second batch, after an update, agrees too
     reference = lora.train(lora.add_lora(lora.lora_config(r=8, dropout=0.0)), lora.build_examples(tok, EXAMPLES),
-                           steps=steps, batch_size=BATCH, lr=LR, seed=0, progress=False)
+                           steps=steps, batch_size=BATCH, lr=LR, seed=0, progress=False, precision="float32")
     assert main(["train", "--data", str(data_file), "--out", str(tmp_path / "acc"), "--grad-accum", "2",
                  "--log-shards", str(tmp_path / "shards.jsonl"), *RECIPE, "--steps", str(steps)]) == 0
     record = json.loads((tmp_path / "acc" / lora.RECORD_FILE).read_text())
