@@ -1,13 +1,13 @@
 """Putting facts into the weights (labs/03b_knowledge.ipynb): fine-tuning's best shot at knowledge.
 
 Scope: continued pretraining on the documents as plain text, on rewordings of them (each restates
-every fact in new words, data/rewordings.jsonl) and on question-answer pairs for half of the training
-questions, swept over the number of rewordings with a checkpoint after each epoch. Every checkpoint
-is scored closed-book, with the harness of labs 01 and 03, on five sets:
+every fact in new words, data/rewordings.jsonl) and on question-answer pairs for the training
+questions that the eval set rewords, swept over the number of rewordings with a checkpoint after each epoch. Every checkpoint
+is scored closed-book, with the prompt and greedy decoding of labs 01 and 03, on five sets:
 - memorised: the training questions it was trained on, word for word;
 - reworded: eval questions that reword a trained question;
 - text only: eval questions about facts it saw only as text, never as a question;
-- dev: training questions held back from the question-answer pairs (early stopping and the choice);
+- dev: the training questions that are not among the pairs (early stopping and the choice);
 - control: general-knowledge questions the base model answers correctly (what it forgets).
 The rule of ftrag.tuning picks the checkpoint on the dev set; that adapter is saved as "knowledge".
 Leaves out: multiple-choice scoring (the published studies used it; this book scores generated
@@ -51,7 +51,7 @@ class Setting:
 
 # A laptop's 10 minutes: 8 of the 16 documents the update changes (so that the update questions can
 # ask what the weights still believe), three levels of rewordings, two epochs.
-LAPTOP = Setting("laptop", "updated", (0, 1, 3), 2)
+LAPTOP = Setting("laptop", "updated", (0, 1, 3), 2, lr=2e-3)  # lr: lab 03's, for the same scale alpha / r = 2
 FULL = Setting("full", "all", (0, 1, 2, 4), 5)
 FULL_WEIGHTS = Setting("full weights", "all", (0, 4), 3, lr=2e-5, full=True)
 
@@ -71,17 +71,16 @@ def question_sets(doc_ids: list[str]) -> dict[str, list[dict]]:
     """The question sets of the module docstring for these documents, plus "qa" (the trained pairs)
     and the update questions about them ("update before" and "update after", same ids and order).
 
-    The question-answer pairs: every training question that an eval question rewords (so that the
-    "reworded" set measures trained facts), then every other one of the rest by id; the rest are dev.
+    The question-answer pairs are the training questions that an eval question rewords, so that the
+    "reworded" set asks about trained facts; the other training questions are dev. Their facts, like
+    those of the "text only" set, are in the training text but never asked in training.
     Control questions are all candidates here; `control_set` keeps the ones the base model gets right.
     """
     docs = set(doc_ids)
     about = lambda q: q["doc_ids"] and set(q["doc_ids"]) <= docs and evaluate.answerable(q)  # noqa: E731
     train = sorted((q for q in data.load_questions("train") if about(q)), key=lambda q: q["id"])
     evals = [q for q in data.load_questions("eval") if q["kind"] in ("paraphrase", "unseen") and about(q)]
-    reworded = {q.get("paraphrase_of") for q in evals}
-    rest = [q for q in train if q["id"] not in reworded]
-    trained = {q["id"] for q in train if q["id"] in reworded} | {q["id"] for q in rest[0::2]}
+    trained = {q["paraphrase_of"] for q in evals if q.get("paraphrase_of")}
     qa = [q for q in train if q["id"] in trained]
     dev = [q for q in train if q["id"] not in trained]
     before = {q["id"]: q for q in data.load_update_questions(after=False)}

@@ -19,6 +19,7 @@ import copy
 import hashlib
 import importlib.metadata
 import json
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -234,13 +235,15 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 def autocast_dtype(precision: str, device: str) -> torch.dtype | None:
     """The autocast dtype of a precision setting: None (plain float32) or torch.bfloat16. "auto" is
     bfloat16 where the hardware computes it natively (AVX512-BF16 CPUs, bf16 GPUs), float32 elsewhere,
-    where emulated bf16 would be slower than float32."""
+    where emulated bf16 would be slower than float32, and float32 when FTRAG_INFERENCE_DTYPE=float32."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}.")
     if precision == "float32":
         return None
     if precision == "bfloat16":
         return torch.bfloat16
+    if os.environ.get(models.INFERENCE_DTYPE_ENV, "").strip() == "float32":
+        return None  # the setting that makes every machine give the same answers keeps training float32 too
     native = (torch.cuda.is_bf16_supported() if device.startswith("cuda")
               else torch.cpu._is_avx512_bf16_supported())
     return torch.bfloat16 if native else None

@@ -286,7 +286,8 @@ MIN_SHARED_TOKENS = 16  # below this, computing a shared prefix once saves less 
 
 def inference_dtype(model) -> torch.dtype:
     """The dtype generation runs in: bfloat16 on CPUs with native bf16 (AVX512-BF16), about twice as fast
-    as float32 here; elsewhere the model's own dtype. FTRAG_INFERENCE_DTYPE=float32 forces float32 (training always is)."""
+    as float32 here; elsewhere the model's own dtype. FTRAG_INFERENCE_DTYPE=float32 forces float32, for generation
+    and for training (ftrag.lora.autocast_dtype)."""
     forced = os.environ.get(INFERENCE_DTYPE_ENV, "").strip()
     if forced:
         if forced not in ("float32", "bfloat16"):
@@ -330,8 +331,8 @@ def _prefill(model, ids: list[int]):
 @torch.inference_mode()
 def generate_many(conversations: list[list[dict]], max_new_tokens: int = 64, model=None, tokenizer=None,
                   batch_size: int = 32, seed: int = 0, prefix: str = "") -> list[Generation]:
-    """Greedy answers for many conversations, in batches: the prompts' shared start is computed once,
-    and each prompt's own part is left-padded after it.
+    """Greedy answers for many conversations, in batches of prompts of similar length: the prompts'
+    shared start is computed once, and each prompt's own part is left-padded after it.
 
     prefix: text every answer is forced to start with (answer prefixing); it is part of the returned text.
     """
@@ -352,9 +353,13 @@ def generate_many(conversations: list[list[dict]], max_new_tokens: int = 64, mod
     prefix_cache = _prefill(runner, prompts[0][:shared]) if shared else None
     prefill_share = (time.perf_counter() - t0) / len(prompts)  # counted in every answer's seconds
     pad = tokenizer.pad_token_id
-    out = []
-    for start in range(0, len(prompts), batch_size):
-        batch = prompts[start:start + batch_size]
+    # prompts of similar length share a batch, so that short ones are not padded to a long one's length;
+    # the answers come back in the order of `conversations`
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    out: list = [None] * len(prompts)
+    for start in range(0, len(order), batch_size):
+        members = order[start:start + batch_size]
+        batch = [prompts[i] for i in members]
         tails = [p[shared:] for p in batch]
         width = max(map(len, tails))
         ids = torch.tensor([batch[0][:shared] + [pad] * (width - len(t)) + t for t in tails])
@@ -367,12 +372,12 @@ def generate_many(conversations: list[list[dict]], max_new_tokens: int = 64, mod
         gen = runner.generate(input_ids=ids.to(runner.device), attention_mask=mask.to(runner.device),
                               max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad, **kwargs)
         seconds = (time.perf_counter() - t0) / len(batch) + prefill_share
-        for p, row in zip(batch, gen[:, ids.shape[1]:].tolist()):
+        for i, p, row in zip(members, batch, gen[:, ids.shape[1]:].tolist()):
             new = [t for t in row if t != pad]
             if tokenizer.eos_token_id in new:
                 new = new[:new.index(tokenizer.eos_token_id)]
             text = prefix + tokenizer.decode(new, skip_special_tokens=True)
-            out.append(Generation(text.strip(), len(p), len(new), seconds))
+            out[i] = Generation(text.strip(), len(p), len(new), seconds)
     return out
 
 
