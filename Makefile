@@ -21,6 +21,9 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PYTHONHASHSEED := 0
+# The book shows the runs made here: no progress bars frozen at 0 % in its pages (JupyterLab still shows them).
+export TQDM_DISABLE := 1
+export HF_HUB_DISABLE_PROGRESS_BARS := 1
 
 .PHONY: setup book test unit labs book-strict html-check lab clean
 setup: $(STAMP)

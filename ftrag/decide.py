@@ -49,6 +49,24 @@ CHANGES_PER_MONTH = {"rarely": 0.25, "monthly": 1.0, "weekly": 4.3, "daily": 30.
 BEHAVIOUR_CHANGE = ("none", "helpful", "required")
 ML_EXPERTISE = ("none", "some", "strong")
 COST_SENSITIVITY = ("low", "medium", "high")
+# The answers lab 06's form offers, as (label, value), and its default answers: the notebook widget and
+# the static page's form (ftrag.static_forms) show the same choices.
+FORM_OPTIONS = {
+    "knowledge_changes": [(k, k) for k in KNOWLEDGE_CHANGES],
+    "behaviour_change": [(b, b) for b in BEHAVIOUR_CHANGE],
+    "ml_expertise": [(m, m) for m in ML_EXPERTISE],
+    "cost_sensitivity": [(c, c) for c in COST_SENSITIVITY],
+    "latency_budget_ms": [("no limit", None), ("300 ms", 300), ("1 s", 1000), ("3 s", 3000)],
+    "queries_per_month": [("unknown", None), ("10k", 10_000), ("1M", 1_000_000), ("100M", 100_000_000)],
+    "must_show_sources": [("no", False), ("yes", True)],
+}
+FORM_DEFAULTS = {"knowledge_changes": "weekly", "behaviour_change": "helpful", "ml_expertise": "some",
+                 "cost_sensitivity": "medium", "latency_budget_ms": None, "queries_per_month": None,
+                 "must_show_sources": False}
+FORM_LABELS = {"knowledge_changes": "knowledge changes", "behaviour_change": "behaviour change",
+               "ml_expertise": "ML expertise", "cost_sensitivity": "cost sensitivity",
+               "latency_budget_ms": "latency budget", "queries_per_month": "queries a month",
+               "must_show_sources": "answers must show sources"}
 
 
 @dataclass(frozen=True)
