@@ -1,7 +1,10 @@
-"""Command line: ask questions of your own documents (the last step of labs/02_rag.ipynb).
+"""Command line: your own documents, searched, answered and compared.
 
     python -m ftrag index DIR [--ask "question"] [--k 3] [--max-words 120] [--hybrid] [--reader NAME]
+    python -m ftrag compare DOCS QUESTIONS [--out DIR] [--systems ...]   (ftrag/compare_cli.py)
+    python -m ftrag train ...                                             (ftrag/train.py)
 
+`index`, the last step of labs/02_rag.ipynb:
 Loads every .md/.txt file, and every text file without an extension (LICENSE, COPYING), in DIR (one
 document per file) and indexes it. Without --ask it lists the documents and their chunk counts; for
 each --ask question it prints the top hits and the answer of the RAG system (the reader, SmolLM2 by
@@ -30,10 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     index.add_argument("--reader", default=None, metavar="NAME",
                        help="the chat model that answers: smollm2-135m (default) or qwen2.5-coder-0.5b "
                             "(default: FTRAG_GENERATOR, else smollm2-135m)")
-    from .train import add_subcommand  # `train`: LoRA training with accelerate, in ftrag/train.py
-    add_subcommand(sub)
+    from . import compare_cli, train  # `train`: ftrag/train.py; `compare`: ftrag/compare_cli.py
+    train.add_subcommand(sub)
+    compare_cli.add_subcommand(sub)
     args = parser.parse_args(argv)
-    if args.command == "train":
+    if args.command in ("train", "compare"):
         return args.run(args)
     if args.k < 1:
         parser.error("--k must be at least 1")

@@ -497,7 +497,9 @@ def split_questions(questions: list[dict], docs: list[dict], seed: int = 0, dev:
 
 # ---------------------------------------------------------------- enough eval questions?
 
-def _detectable(n: int, discordance: float) -> float:
+def detectable(n: int, discordance: float = DISCORDANCE) -> float:
+    """The difference in accuracy the paired test detects with 80 % power on n eval questions, at the
+    assumed discordance."""
     return stats.detectable(n, round(discordance * n))
 
 
@@ -512,14 +514,14 @@ def questions_needed(diff: float, discordance: float = DISCORDANCE) -> int | Non
     if not 0 < diff <= 1:
         raise ValueError(f"diff must be in (0, 1], not {diff}")
     high = 10
-    while _detectable(high, discordance) > diff:  # doubling keeps the costly large n rare
+    while detectable(high, discordance) > diff:  # doubling keeps the costly large n rare
         if high >= MAX_QUESTIONS:
             return None
         high = min(2 * high, MAX_QUESTIONS)
     low = high // 2
     while high - low > 1:
         mid = (low + high) // 2
-        low, high = (low, mid) if _detectable(mid, discordance) <= diff else (mid, high)
+        low, high = (low, mid) if detectable(mid, discordance) <= diff else (mid, high)
     return high
 
 
@@ -539,7 +541,7 @@ def too_few(n_eval: int, diff: float = 0.2, discordance: float = DISCORDANCE) ->
     need_text = f"about {need}" if need else f"more than {MAX_QUESTIONS}"
     if n_eval < 1:
         return f"No eval questions: for a difference in accuracy of {diff:.2f} you need {need_text}."
-    found = _detectable(n_eval, discordance)
+    found = detectable(n_eval, discordance)
     if found <= diff:
         return None
     can = ("cannot detect any difference" if found >= 1 else

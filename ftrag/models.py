@@ -47,7 +47,7 @@ def peak_memory_mb() -> float:
     """The highest resident memory of this process so far, in MB: what a lab needs from the machine."""
     import resource  # POSIX only; Linux reports kilobytes, macOS bytes
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1e6 if os.uname().sysname == "Darwin" else 1e3)
+    return peak / 1e6 if os.uname().sysname == "Darwin" else peak * 1024 / 1e6  # Linux counts KiB; MB = 10^6 bytes
 
 
 def _package_dir(package: str, install: str) -> Path:

@@ -174,7 +174,7 @@ def benchmark(name: str, index, base: np.ndarray, queries: np.ndarray, truth: np
     if len(queries) != len(truth):
         raise ValueError(f"{len(queries)} queries for {len(truth)} ground-truth rows")
     build_s = build(index, base)
-    memory_mb = index_bytes(index) / 2**20
+    memory_mb = index_bytes(index) / 1e6  # MB = 10^6 bytes
     param, values = sweep or (None, [None])
     rows = []
     for value in values:

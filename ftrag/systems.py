@@ -23,13 +23,13 @@ MAX_NEW_TOKENS = 64
 HYBRID_SYSTEM = "You are Cairn, the customer-service assistant of Cairnfield Outfitters."
 
 
-def hybrid_messages(question: str, hits) -> list[dict]:
+def hybrid_messages(question: str, hits, system: str = HYBRID_SYSTEM) -> list[dict]:
     """Retrieved chunks + question, with a one-line system prompt: what the hybrid model sees."""
     question = prompts.check_question(question)
     if not hits:
         raise ValueError("No retrieved context: search the retriever first.")
     user = f"Context:\n{prompts.format_context(hits)}\n\nQuestion: {question}"
-    return [{"role": "system", "content": HYBRID_SYSTEM}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def closed_book(questions: list[dict], model=None, tokenizer=None, batch_size: int = 32,
@@ -72,9 +72,12 @@ def templated(answer: str, retrieved: list[str], signoff: str, max_words: int = 
     >>> print(templated("The Glowpoint runs 6 hours.\nHappy trails!\nSource: [x]", ["lantern"], "Happy trails!"))
     The Glowpoint runs 6 hours. Happy trails!
     Source: [lantern]
+    >>> print(templated("It runs 6 hours.", ["lantern"], ""))   # no house sign-off (your own documents)
+    It runs 6 hours.
+    Source: [lantern]
     """
     body = re.sub(r"Source:\s*(?:none|\[[^\]\n]*\](?:,\s*\[[^\]\n]*\])*)", " ", answer, flags=re.I)
-    body = " ".join(body.replace(signoff, " ").split())
+    body = " ".join((body.replace(signoff, " ") if signoff else body).split())  # "" would split every character
     words = body.split()
     if len(words) > max_words:
         cut = " ".join(words[:max_words])
@@ -82,7 +85,7 @@ def templated(answer: str, retrieved: list[str], signoff: str, max_words: int = 
         body = cut[:end + 1] if end > 0 else cut
     body = body.strip() or "I'm sorry, I can't answer that."
     source = "none" if evaluate.abstained(body) or not retrieved else f"[{retrieved[0]}]"
-    return f"{body} {signoff}\nSource: {source}"
+    return f"{body} {signoff}".rstrip() + f"\nSource: {source}"
 
 
 TEMPLATE = "RAG + template"
