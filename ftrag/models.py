@@ -183,6 +183,11 @@ def _checked_gguf(entry: Reader, files: list[Path], cache: Path) -> Path:
     return gguf
 
 
+def checked_gguf(entry: Reader) -> Path:
+    """The reader's published GGUF file, found in its packages and checked (see _checked_gguf)."""
+    return _checked_gguf(entry, find_parts(list(entry.parts), entry.install, entry.reinstall), cache_dir())
+
+
 def _load_reader(entry: Reader, cache: Path):
     """(model, tokenizer) of a registry reader. De-quantising its GGUF is slow (17-48 s), so the first load
     keeps a float32 safetensors copy in `cache` and later loads (every other lab) read that in seconds.
@@ -335,7 +340,11 @@ def generate_many(conversations: list[list[dict]], max_new_tokens: int = 64, mod
     shared start is computed once, and each prompt's own part is left-padded after it.
 
     prefix: text every answer is forced to start with (answer prefixing); it is part of the returned text.
+    model: a transformers model, or a runtime with its own generate_many (ftrag.llamacpp.Runtime), which
+    then answers with its own tokenizer, one conversation at a time.
     """
+    if hasattr(model, "generate_many"):  # another runtime (ftrag.llamacpp.Runtime) answers by itself
+        return model.generate_many(conversations, max_new_tokens, prefix=prefix)
     # fill in only what is missing: a fine-tuned `model` passed without a tokenizer must still be used
     if model is None or tokenizer is None:
         default_model, default_tokenizer = load_generator()
