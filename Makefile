@@ -91,9 +91,7 @@ $(L)/05_cost.ok $(L)/06_decision.ok $(L)/08_readers.ok: $(L)/01_baseline.ok $(L)
   $(L)/03_lora.ok $(L)/04_hybrid.ok
 $(L)/05_cost.ok: $(L)/03b_knowledge.ok
 $(L)/07_scale.ok: $(L)/02_rag.ok
-# --durations: the log shows each lab's slowest cells (nbval numbers code cells from 0), where lab time goes
-NBVAL := $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 -p tests.nbval_cache --nb-cache $(CACHE) -q \
-  --durations=5 --durations-min=10
+NBVAL := $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 -p tests.nbval_cache --nb-cache $(CACHE) -q
 
 $(L)/%.ok: labs/%.ipynb $(INPUTS) | $(STAMP)
 	@mkdir -p $(@D); rm -f $@; run=$$(date +%Y%m%dT%H%M%S)-$$RANDOM; t0=$$(date +%s); \
