@@ -3,6 +3,7 @@
     python -m ftrag index DIR [--ask "question"] [--k 3] [--max-words 120] [--hybrid] [--reader NAME]
     python -m ftrag compare DOCS QUESTIONS [--out DIR] [--systems ...]   (ftrag/compare_cli.py)
     python -m ftrag train ...                                             (ftrag/train.py)
+    python -m ftrag roofline [--reader NAME]                              (ftrag/roofline.py)
 
 `index`, the last step of labs/02_rag.ipynb:
 Loads every .md/.txt file, and every text file without an extension (LICENSE, COPYING), in DIR (one
@@ -33,11 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     index.add_argument("--reader", default=None, metavar="NAME",
                        help="the chat model that answers: smollm2-135m (default) or qwen2.5-coder-0.5b "
                             "(default: FTRAG_GENERATOR, else smollm2-135m)")
-    from . import compare_cli, train  # `train`: ftrag/train.py; `compare`: ftrag/compare_cli.py
+    from . import compare_cli, roofline, train  # ftrag/train.py, ftrag/compare_cli.py, ftrag/roofline.py
     train.add_subcommand(sub)
     compare_cli.add_subcommand(sub)
+    roofline.add_subcommand(sub)
     args = parser.parse_args(argv)
-    if args.command in ("train", "compare"):
+    if args.command in ("train", "compare", "roofline"):
         return args.run(args)
     if args.k < 1:
         parser.error("--k must be at least 1")

@@ -21,6 +21,7 @@ numbers).
 685.1851851851852
 """
 import statistics
+import sys
 import time
 
 import torch
@@ -123,3 +124,39 @@ def interleaved_rates(measure: dict, trials: int = 3) -> dict[str, dict]:
             runs[name].append(measure[name]())
     return {name: {"tokens_per_s": statistics.median(r), "low": min(r), "high": max(r), "runs": r}
             for name, r in runs.items()}
+
+
+def add_subcommand(subparsers) -> None:
+    """`python -m ftrag roofline [--reader NAME]`: this machine's bounds and each runtime's share at batch 1."""
+    p = subparsers.add_parser("roofline", help="measure this machine's bandwidth and peak, and how close "
+                                               "transformers and llama.cpp decode to them (about a minute)")
+    p.add_argument("--reader", default=None, metavar="NAME",
+                   help="smollm2-135m (default) or qwen2.5-coder-0.5b (default: FTRAG_GENERATOR)")
+    p.set_defaults(run=_run)
+
+
+def _run(args) -> int:
+    from . import llamacpp, models  # both load torch models; the bounds alone need neither
+
+    try:
+        name = models.generator_name(args.reader)
+    except ValueError as err:  # an unknown reader: one line that lists the known ones, before any measuring
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    bandwidth, peak = read_bandwidth(), matmul_peak()
+    print(f"read bandwidth {bandwidth / 1e9:.1f} GB/s; bfloat16 matrix-product peak {peak / 1e9:.0f} GFLOP/s")
+    model, tokenizer = models.load_generator(name)
+    runner = models.for_inference(model)
+    params, weights = parameters(runner), weight_bytes(runner)
+    rows = [("transformers", weights, decode_rate(model, tokenizer)["tokens_per_s"])]
+    if llamacpp.available():
+        for precision in llamacpp.PRECISIONS:
+            runtime = llamacpp.Runtime.for_reader(name, precision=precision)
+            rows.append((f"llama.cpp {precision}", runtime.weight_bytes, runtime.decode_rate()["tokens_per_s"]))
+    else:
+        print(llamacpp.MISSING)
+    for label, read, rate in rows:
+        bound = decode_bound(1, read, params, bandwidth, peak)
+        print(f"{label:>22}: {rate:6.1f} tokens/s at batch 1, {rate / bound:4.0%} of the bound "
+              f"({bound:.0f} tokens/s for {read / 1e6:.0f} MB of weights)")
+    return 0

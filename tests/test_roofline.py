@@ -108,3 +108,10 @@ def test_adapter_file_applies_the_same_change_as_peft(tmp_path):
     assert ours.argmax() == theirs.argmax()
     with pytest.raises(ValueError, match="only llama"):
         llamacpp.adapter_gguf(tmp_path, {"model_type": "qwen2"})
+
+
+def test_command_refuses_an_unknown_reader_before_measuring(capsys):
+    from ftrag.__main__ import main
+
+    assert main(["roofline", "--reader", "no-such-reader"]) == 2
+    assert "Known readers" in capsys.readouterr().err
