@@ -514,13 +514,30 @@ def _retrains(system: str, keys: dict, files: dict) -> tuple[float, str]:
             f"(results/{file}.json {path}; retrain below {UPDATE_ACCURACY_NEEDED})")
 
 
-def measured_inputs(results_dir=None, fallback=None) -> dict[str, SystemInputs]:
+def runtimes(results_dir=None) -> tuple[str, list[str]]:
+    """The production runtime of results/timing.json (the one its "systems" hold) and every runtime it
+    timed, production first; ("transformers", ["transformers"]) for a file written before runtimes."""
+    payload = load("timing", results_dir) or {}
+    production = payload.get("runtime", "transformers")
+    return production, [production] + [r for r in payload.get("runtimes", {}) if r != production]
+
+
+def measured_inputs(results_dir=None, fallback=None, runtime: str | None = None) -> dict[str, SystemInputs]:
     """RAG, fine-tune and hybrid inputs from results/*.json, each with `sources` saying per number
     whether it was measured (and where), zero by design, or a fallback.
 
     fallback: a function returning quick stand-in numbers (e.g. `quick_measure`); called at most once,
-    and only if some number is missing. Without it, a missing number raises and names the lab to run."""
+    and only if some number is missing. Without it, a missing number raises and names the lab to run.
+    runtime: whose times to use ("transformers", "llama.cpp": see `runtimes`); None is the production
+    runtime, the one results/timing.json's "systems" hold."""
     files = {name: load(name, results_dir) for name in LAB_OF}
+    if runtime is not None and files["timing"] is not None and runtime != files["timing"].get("runtime", "transformers"):
+        timed = files["timing"].get("runtimes", {})
+        if runtime not in timed:
+            raise ValueError(f"results/timing.json has no times for runtime {runtime!r}; it has "
+                             f"{', '.join(timed) or 'only transformers'}. Re-run labs/04_hybrid.ipynb.")
+        files["timing"] = {**files["timing"], "systems": timed[runtime], "runtime": runtime}
+    timed_on = (files["timing"] or {}).get("runtime", "transformers")
     stand_in = {}
 
     def get_fallback(system, field_name, where):
@@ -554,6 +571,8 @@ def measured_inputs(results_dir=None, fallback=None) -> dict[str, SystemInputs]:
                 batch = lookup(timing, where[1].replace(".median", ".batch")) if where[0] == "timing" else None
                 if batch is not None and field_name == "seconds_per_query":
                     sources[field_name] += f" (batch {batch:.0f})"
+                if where[0] == "timing":
+                    sources[field_name] += f" on {timed_on}"
             elif field_name == "latency_seconds" and fallback is None:
                 values[field_name], sources[field_name] = None, "not measured: " + TIMING_MISSING
             else:

@@ -403,13 +403,14 @@ def load_evidence(results_dir=None, assumptions: cost.Assumptions | None = None,
             retrieval = [s.sources["latency_seconds"] for s in inputs.values()
                          if cost.RETRIEVAL_KEY[1] in s.sources.get("latency_seconds", "")]
             search = cost.lookup(files["rag"], cost.RETRIEVAL_KEY[1]) if retrieval else None
-            notes["latency"] = ("lab 04 (results/timing.json): median latency of one query alone (batch size 1) "
-                                "on 2 CPU cores, " + ", ".join(measured(name) for name in inputs) +
+            notes["latency"] = (f"lab 04 (results/timing.json, production runtime {cost.runtimes(results_dir)[0]}): "
+                                "median latency of one query alone (batch size 1) on 2 CPU cores, " + ", ".join(measured(name) for name in inputs) +
                                 (f"; the systems that retrieve add {search:.3f} s of search (lab 02)" if search else "")
                                 + f"; divided by an assumed {a.speedup:g}x faster production machine (lab 05)")
         batch = None if timing is None else timing[cost.TIMING_NAMES["RAG"]]["seconds_per_query"].get("batch")
         per_query = f"seconds per query amortised over a batch of {batch:g}" if batch else "seconds per query"
-        notes["cost"] = (f"lab 05 cost model: {per_query} (lab 04), tokens, training and re-index times{tag}, "
+        runtime = "" if timing is None else f" on {cost.runtimes(results_dir)[0]}"
+        notes["cost"] = (f"lab 05 cost model: {per_query} (lab 04{runtime}), tokens, training and re-index times{tag}, "
                          f"with its default prices ({cost.format_usd(a.compute_usd_per_hour)} per machine-hour, "
                          f"{cost.format_usd(a.engineer_usd_per_hour)} per engineer-hour, {a.hours_per_retrain:g} h "
                          f"per retraining, {a.hours_per_reindex:g} h per re-index)")

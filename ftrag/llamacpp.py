@@ -7,15 +7,15 @@ Scope:
   transformers de-quantises) and a bfloat16 file that llama.cpp de-quantises from it once into the cache,
   so both runtimes can run exactly the same weights;
 - greedy answers from exactly the token ids transformers sees (ftrag.models.chat_ids), decoded with the
-  same tokenizer, one conversation at a time, returned as ftrag.models.Generation; a prompt that shares
-  its start with the previous one reuses that part of the KV cache, as llama.cpp servers do;
+  same tokenizer, returned as ftrag.models.Generation; one at a time, a prompt that shares its start
+  with the previous one reuses that part of the KV cache, as llama.cpp servers do;
 - the book's LoRA adapters (PEFT folders under results/adapters/) written as llama.cpp adapter files
   (GGUF, type "adapter"), which llama.cpp applies to the base weights as it computes, as PEFT does;
   for the llama architecture (the default reader), whose query and key rows llama.cpp stores permuted;
 - the decode rate at batch 1, with the prefill taken out, as ftrag.roofline.decode_rate does for
   transformers.
-Leaves out: adapters for other architectures, DoRA and rank-stabilised LoRA, several sequences decoded
-in one batch (llama.cpp can, through its lower-level API), GPU offload and sampling.
+- a serving batch: several conversations decoded together in one context (ftrag.llamacpp_parallel).
+Leaves out: adapters for other architectures, DoRA and rank-stabilised LoRA, GPU offload and sampling.
 
 >>> Runtime.for_reader(precision="bfloat16").generate_many([[{"role": "user", "content": "Hi"}]])  # doctest: +SKIP
 """
@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from . import models
+from .llamacpp_parallel import Parallel
 
 MISSING = ("llama-cpp-python is not installed. It ships only as source and builds in about 5 minutes "
            "with a C compiler and cmake: run `make setup` again after installing them (on Debian: "
@@ -169,7 +170,7 @@ class Runtime:
     def _tokens(self, ids: list[int], max_new_tokens: int, stop: bool = True) -> list[int]:
         new = []
         for token in self.llm.generate(ids, top_k=1, temp=0.0, repeat_penalty=1.0):
-            if stop and (self._eog(token) or token == self.tokenizer.eos_token_id):
+            if stop and self._is_end(token):
                 break
             new.append(token)
             if len(new) == max_new_tokens:
@@ -184,21 +185,47 @@ class Runtime:
         self.llm.eval(ids)
         return np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(self.llm.n_vocab(),)).copy()
 
+    def _is_end(self, token: int) -> bool:
+        return self._eog(token) or token == self.tokenizer.eos_token_id
+
     def generate_many(self, conversations: list[list[dict]], max_new_tokens: int = 64,
-                      prefix: str = "") -> list[models.Generation]:
-        """Greedy answers, one conversation at a time; like ftrag.models.generate_many."""
+                      prefix: str = "", batch_size: int = 1) -> list[models.Generation]:
+        """Greedy answers, like ftrag.models.generate_many.
+
+        batch_size 1: one conversation at a time; a prompt reuses the cached start it shares with the one
+        before. Larger: up to batch_size conversations of similar length decoded together (see
+        ftrag.llamacpp_parallel); each answer's seconds are then its batch's time over the batch's size.
+        """
         forced = self.tokenizer.encode(prefix, add_special_tokens=False) if prefix else []
-        out = []
-        for conversation in conversations:
-            ids = models.chat_ids(self.tokenizer, conversation) + forced
-            if len(ids) + max_new_tokens > self.llm.n_ctx():
-                raise ValueError(f"A prompt of {len(ids)} tokens does not fit llama.cpp's context of "
-                                 f"{self.llm.n_ctx()}: pass a larger n_ctx to Runtime.")
-            t0 = time.perf_counter()
-            new = self._tokens(ids, max_new_tokens)
-            text = prefix + self.tokenizer.decode(new, skip_special_tokens=True)
-            out.append(models.Generation(text.strip(), len(ids), len(new), time.perf_counter() - t0))
+        prompts = [models.chat_ids(self.tokenizer, c) + forced for c in conversations]
+        longest = max(map(len, prompts), default=0)
+        if longest + max_new_tokens > self.llm.n_ctx():
+            raise ValueError(f"A prompt of {longest} tokens does not fit llama.cpp's context of "
+                             f"{self.llm.n_ctx()}: pass a larger n_ctx to Runtime.")
+        out: list = [None] * len(prompts)
+        if batch_size <= 1:
+            for i, ids in enumerate(prompts):
+                t0 = time.perf_counter()
+                out[i] = self._answer(ids, self._tokens(ids, max_new_tokens), prefix, time.perf_counter() - t0)
+            return out
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # as transformers batches them
+        parallel = Parallel(require(), self.llm._model.model, min(batch_size, len(prompts)),
+                            longest + max_new_tokens + 1, self.threads, self.llm._lora_adapter)
+        try:
+            for start in range(0, len(order), batch_size):
+                members = order[start:start + batch_size]
+                t0 = time.perf_counter()
+                new = parallel.tokens([prompts[i] for i in members], max_new_tokens, self._is_end)
+                seconds = (time.perf_counter() - t0) / len(members)
+                for i, tokens in zip(members, new):
+                    out[i] = self._answer(prompts[i], tokens, prefix, seconds)
+        finally:
+            parallel.close()
         return out
+
+    def _answer(self, ids: list[int], new: list[int], prefix: str, seconds: float) -> models.Generation:
+        text = prefix + self.tokenizer.decode(new, skip_special_tokens=True)
+        return models.Generation(text.strip(), len(ids), len(new), seconds)
 
     def decode_rate(self, new_tokens: int = 64, repeats: int = 3) -> dict:
         """Decoded tokens per second at batch 1 without the prefill (see ftrag.roofline.decode_rate)."""

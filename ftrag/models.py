@@ -341,10 +341,10 @@ def generate_many(conversations: list[list[dict]], max_new_tokens: int = 64, mod
 
     prefix: text every answer is forced to start with (answer prefixing); it is part of the returned text.
     model: a transformers model, or a runtime with its own generate_many (ftrag.llamacpp.Runtime), which
-    then answers with its own tokenizer, one conversation at a time.
+    then answers by itself, in batches of batch_size.
     """
     if hasattr(model, "generate_many"):  # another runtime (ftrag.llamacpp.Runtime) answers by itself
-        return model.generate_many(conversations, max_new_tokens, prefix=prefix)
+        return model.generate_many(conversations, max_new_tokens, prefix=prefix, batch_size=batch_size)
     # fill in only what is missing: a fine-tuned `model` passed without a tokenizer must still be used
     if model is None or tokenizer is None:
         default_model, default_tokenizer = load_generator()

@@ -141,7 +141,8 @@ def test_measured_inputs_read_every_number_and_say_where_from(tmp_path):
     assert rag.training_seconds == 0.0 and ft.index_update_seconds == 0.0
     # both times come from lab 04's side-by-side timing; the cost model's is the amortised one
     assert rag.sources["seconds_per_query"].startswith(
-        "measured: results/timing.json systems.rag.seconds_per_query.median (batch 32) + results/rag.json")
+        "measured: results/timing.json systems.rag.seconds_per_query.median (batch 32) on transformers "
+        "+ results/rag.json")
     assert rag.sources["latency_seconds"].startswith("measured: results/timing.json systems.rag.latency_s.median")
     assert ft.seconds_per_query == ft.latency_seconds == 2.0             # no retrieval time without an index
     assert ft.sources["training_seconds"].startswith("measured: results/lora.json")
@@ -151,6 +152,25 @@ def test_measured_inputs_read_every_number_and_say_where_from(tmp_path):
     assert (rag.retrains_per_change, ft.retrains_per_change, hybrid.retrains_per_change) == (0, 1, 0)
     assert "0.10 of update questions right without retraining" in ft.sources["retrains_per_change"]
     assert "0.90 of update questions right after re-indexing" in rag.sources["retrains_per_change"]
+
+
+def test_each_runtime_timed_gives_its_own_inputs(tmp_path):
+    write_results(tmp_path)
+    timing = json.loads((tmp_path / "timing.json").read_text())
+    faster = json.loads(json.dumps(timing["systems"]))
+    for entry in faster.values():
+        entry["seconds_per_query"]["median"] = 0.5
+    timing.update(runtime="llama.cpp", systems=faster,
+                  runtimes={"llama.cpp": faster, "transformers": timing["systems"]})
+    (tmp_path / "timing.json").write_text(json.dumps(timing))
+    assert cost.runtimes(tmp_path) == ("llama.cpp", ["llama.cpp", "transformers"])
+    production = cost.measured_inputs(tmp_path)["fine-tune"]
+    slow = cost.measured_inputs(tmp_path, runtime="transformers")["fine-tune"]
+    assert (production.seconds_per_query, slow.seconds_per_query) == (0.5, 2.0)
+    assert production.sources["seconds_per_query"].endswith("on llama.cpp")
+    assert slow.sources["seconds_per_query"].endswith("on transformers")
+    with pytest.raises(ValueError, match="no times for runtime 'vllm'"):
+        cost.measured_inputs(tmp_path, runtime="vllm")
 
 
 def test_a_fine_tuned_model_that_gets_updates_right_needs_no_retrain(tmp_path):

@@ -120,3 +120,22 @@ def test_command_refuses_an_unknown_reader_before_measuring(capsys):
 
     assert main(["roofline", "--reader", "no-such-reader"]) == 2
     assert "Known readers" in capsys.readouterr().err
+
+
+@needs_llamacpp
+def test_serving_batch_gives_each_conversation_its_own_answer():
+    """Decoded together (ftrag.llamacpp_parallel), each conversation keeps its own prompt and answer, in
+    the order given, within max_new_tokens; the answers match one-at-a-time decoding where the kernels'
+    rounding leaves the greedy path alone (a one-word fact)."""
+    runtime = llamacpp.Runtime.for_reader(precision="bfloat16")
+    questions = ["What is the capital of France?", "What colour is the sky on a clear day?",
+                 "How many legs does a spider have?"]
+    convs = [[{"role": "user", "content": q + " Answer in one word."}] for q in questions]
+    together = runtime.generate_many(convs, max_new_tokens=8, batch_size=3)
+    alone = runtime.generate_many(convs, max_new_tokens=8, batch_size=1)
+    assert [a.prompt_tokens for a in together] == [len(models.chat_ids(runtime.tokenizer, c)) for c in convs]
+    assert all(0 < a.new_tokens <= 8 for a in together)
+    assert "Paris" in together[0].text and "Paris" not in together[1].text + together[2].text
+    assert sum(a.text == b.text for a, b in zip(together, alone)) >= 2, [(a.text, b.text) for a, b in zip(together, alone)]
+    long_answers = runtime.generate_many([convs[0]] * 2, max_new_tokens=3, batch_size=2, prefix="The")
+    assert all(a.new_tokens <= 3 and a.text.startswith("The") for a in long_answers)
