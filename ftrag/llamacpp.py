@@ -12,9 +12,9 @@ Scope:
 - the book's LoRA adapters (PEFT folders under results/adapters/) written as llama.cpp adapter files
   (GGUF, type "adapter"), which llama.cpp applies to the base weights as it computes, as PEFT does;
   for the llama architecture (the default reader), whose query and key rows llama.cpp stores permuted;
-- the decode rate at batch 1, with the prefill taken out, as ftrag.roofline.decode_rate does for
-  transformers.
-- a serving batch: several conversations decoded together in one context (ftrag.llamacpp_parallel).
+- a serving batch: several conversations decoded together in one context (ftrag.llamacpp_parallel);
+- the decode rate at batch 1 or at a serving batch, with the prefill taken out, as
+  ftrag.roofline.decode_rate does for transformers.
 Leaves out: adapters for other architectures, DoRA and rank-stabilised LoRA, GPU offload and sampling.
 
 >>> Runtime.for_reader(precision="bfloat16").generate_many([[{"role": "user", "content": "Hi"}]])  # doctest: +SKIP
@@ -227,16 +227,29 @@ class Runtime:
         text = prefix + self.tokenizer.decode(new, skip_special_tokens=True)
         return models.Generation(text.strip(), len(ids), len(new), seconds)
 
-    def decode_rate(self, new_tokens: int = 64, repeats: int = 3) -> dict:
-        """Decoded tokens per second at batch 1 without the prefill (see ftrag.roofline.decode_rate)."""
+    def decode_rate(self, new_tokens: int = 64, repeats: int = 3, batch: int = 1) -> dict:
+        """Decoded tokens per second at `batch` sequences, without the prefill (see
+        ftrag.roofline.decode_rate, which does the same for transformers); batch > 1 decodes the
+        sequences together (ftrag.llamacpp_parallel)."""
         ids = models.chat_ids(self.tokenizer, [{"role": "user", "content": "Describe a tent in detail."}])
+        parallel = None
+        if batch > 1:
+            parallel = Parallel(require(), self.llm._model.model, batch, len(ids) + new_tokens + 9, self.threads,
+                                self.llm._lora_adapter)
 
         def seconds(n):
-            self.llm.reset()  # no cached prefix: both runs pay the same prefill
             t0 = time.perf_counter()
-            self._tokens(ids, n, stop=False)  # exactly n tokens: end-of-text does not stop it
+            if parallel is None:
+                self.llm.reset()  # no cached prefix: both runs pay the same prefill
+                self._tokens(ids, n, stop=False)  # exactly n tokens: end-of-text does not stop it
+            else:
+                parallel.tokens([ids] * batch, n, lambda token: False)
             return time.perf_counter() - t0
 
-        seconds(8)  # warm-up, not timed
-        runs = [new_tokens / (seconds(new_tokens + 8) - seconds(8)) for _ in range(repeats)]
+        try:
+            seconds(8)  # warm-up, not timed
+            runs = [batch * new_tokens / (seconds(new_tokens + 8) - seconds(8)) for _ in range(repeats)]
+        finally:
+            if parallel is not None:
+                parallel.close()
         return {"tokens_per_s": statistics.median(runs), "low": min(runs), "high": max(runs), "runs": runs}
