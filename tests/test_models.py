@@ -1,4 +1,5 @@
 """The offline models: real loads of the shipped weights (about 25 s), and clear errors."""
+import copy as copy_module
 import importlib.util
 
 import numpy as np
@@ -108,6 +109,17 @@ def test_inference_dtype_setting(monkeypatch):
     assert copy.dtype == torch.bfloat16 and model.dtype == torch.float32
     monkeypatch.setenv(models.INFERENCE_DTYPE_ENV, "float32")
     assert models.for_inference(model) is model
+
+
+def test_the_inference_copy_made_inside_inference_mode_has_ordinary_weights(monkeypatch):
+    # generate_many makes the copy under torch.inference_mode; weights made there are inference tensors,
+    # and a batch's last-token logits then copy the output matrix once per sequence (3x slower batches)
+    monkeypatch.setenv(models.INFERENCE_DTYPE_ENV, "bfloat16")
+    model = copy_module.deepcopy(models.load_generator()[0])  # a model with no kept copy yet
+    with torch.inference_mode():
+        runner = models.for_inference(model)
+    assert runner.dtype == torch.bfloat16
+    assert not any(p.is_inference() for p in runner.parameters())
 
 
 def test_the_kept_float32_copy_has_exactly_the_gguf_weights(tmp_path):
