@@ -5,7 +5,7 @@ for that many sequences (a key/value buffer of its own per sequence); the prompt
 prompt, worked example) is computed once and copied to every sequence; the prompts' own parts are
 computed together in chunks of up to `n_batch` tokens; then every unfinished sequence adds one token per
 step, in one call, until it ends or reaches max_new_tokens. A finished sequence leaves the batch, so no
-step is spent on padding (transformers' batches decode until their longest answer ends).
+step is spent on padding (ftrag.models.generate_many drops finished rows from transformers batches too).
 Leaves out: sampling, sequences that join while others decode (continuous batching), GPU offload.
 """
 import ctypes

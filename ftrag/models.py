@@ -357,6 +357,48 @@ def _prefill(model, ids: list[int]):
     return cache
 
 
+def _as_list(ids) -> list:
+    return [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
+
+
+def _greedy(runner, ids, mask, shared: int, prefix_cache, max_new_tokens: int, stop: set) -> list[list[int]]:
+    """Greedy new tokens of each row of a left-padded batch, up to (not including) a stop token.
+
+    A row that has finished leaves the batch (its key/value cache rows are dropped), so the later steps
+    compute only the answers still being written: transformers' own `generate` keeps every row until the
+    longest answer ends, 1.1-1.25x slower here on the book's answers, with the same tokens.
+    ids, mask: the whole prompts, the first `shared` tokens being already in `prefix_cache` (or None).
+    """
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=runner.config)
+    if prefix_cache is not None:  # each batch extends its own copy of the shared start
+        cache = copy.deepcopy(prefix_cache)
+        cache.batch_repeat_interleave(ids.shape[0])
+    # positions count real tokens only, so a left-padded prompt reads as if it were alone
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    out = runner(input_ids=ids[:, shared:], attention_mask=mask, position_ids=positions[:, shared:],
+                 cache=cache, use_cache=True, logits_to_keep=1)
+    token, last = out.logits[:, -1].argmax(-1), positions[:, -1]
+    rows, alive = [[] for _ in range(ids.shape[0])], list(range(ids.shape[0]))
+    for step in range(max_new_tokens):
+        going = [j for j, t in enumerate(token.tolist()) if t not in stop]
+        for j in going:
+            rows[alive[j]].append(int(token[j]))
+        if not going or step == max_new_tokens - 1:
+            break
+        if len(going) < len(alive):
+            keep = torch.tensor(going, device=ids.device)
+            cache.batch_select_indices(keep)
+            mask, token, last, alive = mask[keep], token[keep], last[keep], [alive[j] for j in going]
+        mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+        last = last + 1
+        out = runner(input_ids=token[:, None], attention_mask=mask, position_ids=last[:, None], cache=cache,
+                     use_cache=True)
+        token = out.logits[:, -1].argmax(-1)
+    return rows
+
+
 @torch.inference_mode()
 def generate_many(conversations: list[list[dict]], max_new_tokens: int = 64, model=None, tokenizer=None,
                   batch_size: int = 32, seed: int = 0, prefix: str = "") -> list[Generation]:
@@ -386,6 +428,8 @@ def generate_many(conversations: list[list[dict]], max_new_tokens: int = 64, mod
     prefix_cache = _prefill(runner, prompts[0][:shared]) if shared else None
     prefill_share = (time.perf_counter() - t0) / len(prompts)  # counted in every answer's seconds
     pad = tokenizer.pad_token_id
+    config = getattr(runner, "generation_config", None)  # generate() stops at its end-of-turn ids too
+    stop = set(_as_list(tokenizer.eos_token_id) + _as_list(config and config.eos_token_id))
     # prompts of similar length share a batch, so that short ones are not padded to a long one's length;
     # the answers come back in the order of `conversations`
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
@@ -397,18 +441,12 @@ def generate_many(conversations: list[list[dict]], max_new_tokens: int = 64, mod
         width = max(map(len, tails))
         ids = torch.tensor([batch[0][:shared] + [pad] * (width - len(t)) + t for t in tails])
         mask = torch.tensor([[1] * shared + [0] * (width - len(t)) + [1] * len(t) for t in tails])
-        kwargs = {}
-        if prefix_cache is not None:  # generate extends the cache, so each batch gets its own copy
-            kwargs["cache"] = copy.deepcopy(prefix_cache)
-            kwargs["cache"].batch_repeat_interleave(len(batch))
         t0 = time.perf_counter()
-        gen = runner.generate(input_ids=ids.to(runner.device), attention_mask=mask.to(runner.device),
-                              max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad, **kwargs)
+        rows = _greedy(runner, ids.to(runner.device), mask.to(runner.device), shared, prefix_cache,
+                       max_new_tokens, stop)
         seconds = (time.perf_counter() - t0) / len(batch) + prefill_share
-        for i, p, row in zip(members, batch, gen[:, ids.shape[1]:].tolist()):
+        for i, p, row in zip(members, batch, rows):
             new = [t for t in row if t != pad]
-            if tokenizer.eos_token_id in new:
-                new = new[:new.index(tokenizer.eos_token_id)]
             text = prefix + tokenizer.decode(new, skip_special_tokens=True)
             out[i] = Generation(text.strip(), len(p), len(new), seconds)
     return out

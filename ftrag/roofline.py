@@ -10,7 +10,9 @@ Scope:
   per step and does 2 FLOPs per parameter per sequence, so it can go no faster than
   min(b * bandwidth / weight bytes, peak / (2 * parameters)); LoRA training does about 4 FLOPs per
   parameter per token (the forward pass, and the backward pass's gradients for the activations; the
-  frozen weights get none), so it can go no faster than peak / (4 * parameters).
+  frozen weights get none), so it can go no faster than peak / (4 * parameters); the output layer runs
+  only where an answer token is predicted (ftrag.lora.answer_loss), so its parameters count for that
+  share of the tokens alone.
 Leaves out: the KV cache's and the attention's own reads and FLOPs (small next to the weights at the
 book's prompt lengths), caches smaller than the weights, and GPUs (the same formulas hold with their
 numbers).
@@ -79,9 +81,17 @@ def decode_bound(batch: int, weight_bytes: float, params: float, bandwidth: floa
     return min(batch * bandwidth / weight_bytes, peak / (2 * params))
 
 
-def training_bound(params: float, peak: float) -> float:
-    """Tokens per second LoRA training can reach: about 4 FLOPs per parameter per token at the peak."""
-    return peak / (4 * params)
+def training_flops(params: float, output_params: float = 0, answer_share: float = 1.0) -> float:
+    """FLOPs per training token: 4 per parameter, the output layer's `output_params` counted only for the
+    `answer_share` of the tokens where the loss reads its prediction."""
+    if not 0 <= answer_share <= 1 or not 0 <= output_params <= params:
+        raise ValueError("answer_share must be in [0, 1] and output_params at most params.")
+    return 4 * (params - output_params * (1 - answer_share))
+
+
+def training_bound(params: float, peak: float, output_params: float = 0, answer_share: float = 1.0) -> float:
+    """Tokens per second LoRA training can reach at the peak (see training_flops)."""
+    return peak / training_flops(params, output_params, answer_share)
 
 
 def decode_rate(model, tokenizer, batch: int = 1, new_tokens: int = 64, repeats: int = 3) -> dict:

@@ -32,6 +32,14 @@ def logits(model, tokenizer):
         return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
 
 
+def test_the_answer_loss_is_the_models_own_loss_on_the_answer_tokens(generator):
+    # the output layer applied at the answer positions only gives the loss of every position
+    model = perturbed_lora()
+    batch = lora.collate(lora.build_examples(generator[1], EXAMPLES), generator[1].pad_token_id)
+    with torch.no_grad():
+        assert lora.answer_loss(model, batch).item() == pytest.approx(model(**batch).loss.item(), rel=1e-5)
+
+
 def perturbed_lora(r=4):
     """An adapter whose B matrices are non-zero, so it really changes the output (B starts at zero)."""
     model = lora.add_lora(lora.lora_config(r=r, dropout=0.0))

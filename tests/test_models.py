@@ -1,6 +1,7 @@
 """The offline models: real loads of the shipped weights (about 25 s), and clear errors."""
 import copy as copy_module
 import importlib.util
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -59,13 +60,20 @@ def test_a_model_passed_without_its_tokenizer_is_the_one_that_answers():
     _, tokenizer = models.load_generator()
     fixed = tokenizer.encode(" Fixed reply", add_special_tokens=False)
 
+    conversation = [{"role": "user", "content": "Hi"}]
+    script = fixed + [tokenizer.eos_token_id]
+    prompt = len(models.chat_ids(tokenizer, conversation))
+
     class Stub:
-        device = "cpu"
+        device, config = "cpu", models.load_generator()[0].config
 
-        def generate(self, input_ids, **_):
-            return torch.cat([input_ids, torch.tensor([fixed] * len(input_ids))], dim=1)
+        def __call__(self, input_ids, attention_mask=None, **_):
+            written = (input_ids if attention_mask is None else attention_mask).shape[1] - prompt
+            logits = torch.zeros(len(input_ids), 1, len(tokenizer))
+            logits[:, -1, script[min(written, len(script) - 1)]] = 1
+            return SimpleNamespace(logits=logits)
 
-    out = models.generate_many([[{"role": "user", "content": "Hi"}]], 8, model=Stub())
+    out = models.generate_many([conversation], 8, model=Stub())
     assert out[0].text == "Fixed reply" and out[0].new_tokens == len(fixed)
 
 
@@ -88,6 +96,26 @@ def test_computing_the_shared_prompt_start_once_changes_no_answer(monkeypatch):
     plain = models.generate_many(convs, max_new_tokens=16, batch_size=2)
     assert [c.text for c in cached] == [p.text for p in plain]
     assert [c.prompt_tokens for c in cached] == [p.prompt_tokens for p in plain]
+
+
+def test_dropping_finished_answers_from_the_batch_gives_the_tokens_of_transformers_generate(monkeypatch):
+    # float32, so that the two loops compute the same numbers; answers of different lengths, so that
+    # rows leave the batch while others go on
+    monkeypatch.setenv(models.INFERENCE_DTYPE_ENV, "float32")
+    model, tokenizer = models.load_generator()
+    convs = [[{"role": "system", "content": SHOP}, {"role": "user", "content": q}] for q in QUESTIONS]
+    ours = models.generate_many(convs, max_new_tokens=40, batch_size=3)
+    assert len({a.new_tokens for a in ours}) > 1  # not all the same length, or nothing left the batch
+    ids = [models.chat_ids(tokenizer, c) for c in convs]
+    width = max(map(len, ids))
+    pad = tokenizer.pad_token_id
+    with torch.inference_mode():
+        out = model.generate(input_ids=torch.tensor([[pad] * (width - len(i)) + i for i in ids]),
+                             attention_mask=torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids]),
+                             max_new_tokens=40, do_sample=False, pad_token_id=pad)
+    theirs = [tokenizer.decode([t for t in row if t != pad], skip_special_tokens=True).strip()
+              for row in out[:, width:].tolist()]
+    assert [a.text for a in ours] == theirs
 
 
 def test_an_answer_prefix_starts_every_answer():

@@ -20,6 +20,14 @@ def test_bounds_pick_the_lower_roof():
     assert roofline.training_bound(1e8, 4e11) == pytest.approx(1000)
 
 
+def test_the_output_layer_counts_only_for_answer_tokens():
+    # a quarter of the parameters in the output layer, a tenth of the tokens answers
+    assert roofline.training_flops(1e8, 2.5e7, 0.1) == pytest.approx(4 * (7.5e7 + 2.5e6))
+    assert roofline.training_bound(1e8, 4e11, 2.5e7, 1.0) == pytest.approx(1000)
+    with pytest.raises(ValueError, match="answer_share"):
+        roofline.training_flops(1e8, 2.5e7, 1.5)
+
+
 def test_tied_weights_count_once():
     emb = torch.nn.Embedding(10, 4)
     head = torch.nn.Linear(4, 10, bias=False)
